@@ -1,0 +1,172 @@
+"""Baselines with the learner's interface: ``predict``, ``act``, ``learn`` (returns the reward used).
+
+- :class:`RewardCB`: a contextual bandit fed a given reward function of
+  (context, feedback): the *oracle* when that function decodes the true reward,
+  the *naive* CB when it is a hand-made mapping (e.g. "a good word is reward 1").
+- :class:`Uniform`: plays uniformly at random.
+- :class:`VWNativeIGL`: VW's own ``--experimental_igl`` reduction, fed DSJSON.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .learner import DEFAULT_CB_ARGS, _INTERACTION_FLAGS, auto_interactions
+from .vw import Features, Workspace, build_args, format_namespaces, split_args
+
+__all__ = ["RewardCB", "Uniform", "VWNativeIGL"]
+
+
+def _sample(rng: np.random.Generator, pmf: Sequence[float]):
+    u = rng.random() * sum(pmf)
+    acc = 0.0
+    for i, p in enumerate(pmf):
+        acc += p
+        if u < acc:
+            return i, pmf[i]
+    i = int(np.argmax(pmf))
+    return i, pmf[i]
+
+
+class RewardCB:
+    """``--cb_explore_adf`` learning cost ``-reward(context, feedback)``.
+
+    Parameters
+    ----------
+    num_actions
+        Number of actions (kept for a common signature).
+    reward
+        ``(context, feedback) -> float``.
+    cb_args
+        As for :class:`~iglp_vw.IGLP` (auto context x action interactions when none given).
+    seed
+        VW ``--random_seed`` and the sampling of :meth:`act`.
+    """
+
+    def __init__(self, num_actions: int, reward: Callable, cb_args: str = DEFAULT_CB_ARGS, seed: int = 0):
+        if not callable(reward):
+            raise TypeError(f"`reward` must be a callable (context, feedback) -> float, got {reward!r}")
+        self.num_actions = num_actions
+        self.reward = reward
+        self.cb_args = cb_args
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+        self._cb = None
+
+    def _lines(self, context, actions, label_index=None, label=""):
+        ctx = format_namespaces(context, "context")
+        acts = [format_namespaces(a, "actions") for a in actions]
+        if self._cb is None:
+            tokens = split_args(self.cb_args)
+            if not _INTERACTION_FLAGS.intersection(tokens):
+                tokens += auto_interactions(ctx, acts)
+            self._cb = Workspace(build_args(tokens, seed=self.seed))
+        return ["shared " + ctx] + [label + t if i == label_index else t for i, t in enumerate(acts)]
+
+    def predict(self, context: Features, actions: Sequence[Features]) -> list:
+        lines = self._lines(context, actions)
+        return list(self._cb.predict(lines))
+
+    def act(self, context, actions):
+        return _sample(self._rng, self.predict(context, actions))
+
+    def learn(self, context, actions, action: int, prob: float, feedback) -> float:
+        r = float(self.reward(context, feedback))
+        self._cb.learn(self._lines(context, actions, action, f"0:{-r:.9g}:{prob:.9g} "))
+        return r
+
+
+class Uniform:
+    """Plays uniformly at random; learns nothing."""
+
+    def __init__(self, num_actions: int, seed: int = 0):
+        self.num_actions = num_actions
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+
+    def predict(self, context, actions) -> list:
+        return [1.0 / len(actions)] * len(actions)
+
+    def act(self, context, actions):
+        return _sample(self._rng, self.predict(context, actions))
+
+    def learn(self, context, actions, action, prob, feedback) -> float:
+        return 0.0
+
+
+def _json_namespaces(features: dict) -> dict:
+    """API namespaces to VW JSON namespaces (strings stay categorical, numbers numeric)."""
+    if not isinstance(features, dict):
+        raise TypeError("VWNativeIGL takes dict features, not VW text")
+    return {ns: dict(feats) for ns, feats in features.items()}
+
+
+class VWNativeIGL:
+    """VW's ``--experimental_igl`` (2 states unless feedback carries ``_definitely_bad``).
+
+    Events go to VW as DSJSON lines with the outcome ``"o"`` placed *before*
+    ``"c"`` (VW crashes on the other order). pyvw cannot wrap IGL examples, so
+    this drives the low-level calls directly and always finishes what it parsed.
+    """
+
+    DEFAULT_ARGS = "--cb_explore_adf --epsilon 0.05 --coin"
+
+    def __init__(self, num_actions: int, vw_args: str = DEFAULT_ARGS, seed: int = 0):
+        self.num_actions = num_actions
+        self.vw_args = vw_args
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+        self._ws = None
+
+    def _workspace(self, context, actions):
+        if self._ws is None:
+            tokens = split_args(self.vw_args)
+            if not _INTERACTION_FLAGS.intersection(tokens):
+                tokens += auto_interactions(format_namespaces(context), [format_namespaces(a) for a in actions])
+            args = build_args("--dsjson --experimental_igl", tokens, seed=self.seed)
+            from vowpalwabbit import pyvw
+
+            self._ws = pyvw.Workspace(args)
+        return self._ws
+
+    def _run(self, event: dict, learn: bool, context, actions):
+        ws = self._workspace(context, actions)
+        exs = ws._parse(json.dumps(event))
+        try:
+            (ws.learn_multi if learn else ws.predict_multi)(exs)
+            return list(exs[0].get_action_scores())
+        finally:
+            ws._finish_example_multi_ex(exs)
+
+    @staticmethod
+    def _context(context, actions):
+        c = _json_namespaces(context)
+        c["_multi"] = [_json_namespaces(a) for a in actions]
+        return c
+
+    def predict(self, context, actions) -> list:
+        k = len(actions)
+        event = {"c": self._context(context, actions), "a": list(range(k)), "p": [1.0 / k] * k}
+        return self._run(event, False, context, actions)
+
+    def act(self, context, actions):
+        return _sample(self._rng, self.predict(context, actions))
+
+    def learn(self, context, actions, action: int, prob: float, feedback) -> float:
+        k = len(actions)
+        others = [i for i in range(k) if i != action]
+        rest = (1.0 - prob) / max(1, k - 1)
+        event = {
+            "_label_cost": 0,
+            "_label_probability": prob,
+            "_labelIndex": action,
+            "o": [_json_namespaces(feedback)],  # must come before "c"
+            "a": [action] + others,
+            "c": self._context(context, actions),
+            "p": [prob] + [rest] * (k - 1),
+        }
+        self._run(event, True, context, actions)
+        return float("nan")

@@ -1,0 +1,246 @@
+"""Communication-group decoder: which (user, feedback) pairs mean the same thing.
+
+IGL-P assumes each user expresses satisfaction, indifference and
+dissatisfaction consistently, but users differ from one another. The
+information about the latent reward is then only in the *pair* (user,
+feedback): in the paper's grounded simulation a word alone or a user alone says
+nothing (the reward is their XOR). A linear inverse-kinematics model cannot
+find that structure from a symmetric start (measured: see ``docs/ik-design.md``).
+
+This decoder finds it without labels. It keeps importance-weighted counts of
+how often each user gives each feedback value, weighted to the *synthetic
+uniform* policy (weight ``1/(K p(a|x))``, Algorithm 1 line 9), so that under
+the paper's rare-reward assumption every user's usual feedback is the
+``r = 0`` one. Each user's row is normalised (shrunk towards the population's
+distribution by ``shrinkage`` pseudo-events), centred on the population, and the
+top ``dims`` principal directions of the feedback values are refitted from time
+to time. A user's score is the projection of their row, a feedback value's
+score its loading; the pair's *group code* is the sign pattern of their
+product, one bit per dimension: users and feedback embedded in a
+low-dimensional space, as in the paper's Fig. 2. The code's meaning (which
+group is extreme) is not decided here: the inverse-kinematics test decides it.
+
+A refit costs O(distinct (user, feedback) pairs + F^2 · dims) where F is the
+number of distinct feedback values kept (at most ``max_feedback_values``): the
+decomposition is of the F x F Gram matrix of the centred rows, never of the
+users x feedback matrix. Refits happen every ``refit_every`` events at first,
+then every ``refit_growth`` x events seen, so their total cost grows as
+O(n log n).
+
+Whose feedback it is: the ``user`` key passed in (the learner uses the
+context's ``User`` namespace). A user never seen, or seen with no weight yet,
+gets the code of the *typical* user (the median user score), i.e. the
+population's convention, until their own counts say otherwise. A feedback value
+never seen before gets the code ``"u"`` (unknown) until the next refit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import sparse
+
+
+class CommunicationDecoder:
+    """Unsupervised grouping of (user, feedback) pairs.
+
+    Parameters
+    ----------
+    dims
+        Number of latent dimensions (bits of the group code); ``states - 1``.
+    shrinkage
+        Pseudo-count pulling a user's feedback distribution towards the
+        population's; users with less weight than this look typical.
+    refit_every
+        Minimum number of events between refits.
+    refit_growth
+        Refit at most every ``refit_growth`` x (events seen) events.
+    max_feedback_values
+        Feedback values kept in the decomposition (the most frequent ones).
+    """
+
+    def __init__(self, dims=1, shrinkage=2.0, refit_every=200, refit_growth=0.05, max_feedback_values=2000):
+        if dims < 1:
+            raise ValueError(f"`dims` must be >= 1, got {dims}")
+        if shrinkage < 0:
+            raise ValueError(f"`shrinkage` must be >= 0, got {shrinkage}")
+        self.dims = int(dims)
+        self.shrinkage = float(shrinkage)
+        self.refit_every = int(refit_every)
+        self.refit_growth = float(refit_growth)
+        self.max_feedback_values = int(max_feedback_values)
+        self._users: dict = {}  # user key -> row
+        self._feedback: dict = {}  # feedback key -> column
+        self._coo_u: list = []  # events since the last refit
+        self._coo_f: list = []
+        self._coo_w: list = []
+        self._counts = sparse.csr_matrix((0, 0))  # coalesced counts up to the last refit
+        self._user_weight = np.zeros(16)
+        self._user_proj = np.zeros((16, self.dims))  # sum of w * loading(f) per user
+        self._loading = np.zeros((0, self.dims))  # per fitted feedback column
+        self._g_loading = np.zeros(self.dims)  # population distribution . loadings
+        self._typical = np.ones(self.dims)
+        self._events = 0
+        self._next_refit = self.refit_every
+        self.refits = 0
+
+    # ------------------------------------------------------------------ lookup
+    def user_score(self, user: str) -> np.ndarray:
+        """The user's coordinates in the latent space (the typical user's if unknown)."""
+        row = self._users.get(user)
+        if row is None or self._user_weight[row] <= 0:
+            return self._typical
+        n = self._user_weight[row]
+        return (self._user_proj[row] - n * self._g_loading) / (n + self.shrinkage)
+
+    def feedback_score(self, feedback: str):
+        """The feedback value's loadings, or ``None`` if it was not in the last fit."""
+        col = self._feedback.get(feedback)
+        if col is None or col >= len(self._loading):
+            return None
+        return self._loading[col]
+
+    def code(self, user: str, feedback: str) -> str:
+        """Group code of the pair: ``"g"`` + one bit per dimension, or ``"u"`` if unknown."""
+        v = self.feedback_score(feedback)
+        if v is None or self.refits == 0:
+            return "u"
+        u = self.user_score(user)
+        bits = []
+        for k in range(self.dims):
+            s = u[k] if u[k] != 0 else self._typical[k]
+            bits.append("1" if s * v[k] > 0 else "0")
+        return "g" + "".join(bits)
+
+    # ------------------------------------------------------------------ update
+    def update(self, user: str, feedback: str, weight: float) -> None:
+        """Count one event (``weight`` = importance weight to the synthetic uniform policy)."""
+        row = self._users.get(user)
+        if row is None:
+            row = self._users[user] = len(self._users)
+            if row >= len(self._user_weight):
+                self._user_weight = np.concatenate([self._user_weight, np.zeros(len(self._user_weight))])
+                self._user_proj = np.concatenate([self._user_proj, np.zeros_like(self._user_proj)])
+        col = self._feedback.get(feedback)
+        if col is None:
+            col = self._feedback[feedback] = len(self._feedback)
+        self._coo_u.append(row)
+        self._coo_f.append(col)
+        self._coo_w.append(weight)
+        self._user_weight[row] += weight
+        if col < len(self._loading):
+            self._user_proj[row] += weight * self._loading[col]
+        self._events += 1
+        if self._events >= self._next_refit:
+            self.refit()
+
+    def _coalesce(self) -> sparse.csr_matrix:
+        shape = (len(self._users), len(self._feedback))
+        new = sparse.csr_matrix(
+            (np.asarray(self._coo_w, float), (np.asarray(self._coo_u), np.asarray(self._coo_f))), shape=shape
+        )
+        old = self._counts
+        if old.shape != shape:
+            old = old.copy()
+            old.resize(shape)
+        self._coo_u, self._coo_f, self._coo_w = [], [], []
+        self._counts = (old + new).tocsr()
+        return self._counts
+
+    def refit(self) -> None:
+        """Recompute the feedback loadings from all counts so far."""
+        counts = self._coalesce()
+        self._next_refit = self._events + max(self.refit_every, int(self.refit_growth * self._events))
+        n_users, n_fb = counts.shape
+        if n_users < 2 or n_fb < 2:
+            return
+        col_weight = np.asarray(counts.sum(axis=0)).ravel()
+        keep = np.argsort(-col_weight, kind="stable")[: self.max_feedback_values]
+        mask = np.zeros(n_fb, bool)
+        mask[keep] = True
+        c = counts[:, np.flatnonzero(mask)] if not mask.all() else counts
+        n = np.asarray(c.sum(axis=1)).ravel()
+        total = n.sum()
+        if total <= 0:
+            return
+        g = np.asarray(c.sum(axis=0)).ravel() / total  # population feedback distribution
+        # Rows P_u = (C_u + s g) / (n_u + s); centred: P_u - g = D C_u - a_u g.
+        d = 1.0 / (n + self.shrinkage)
+        a = n * d
+        m = sparse.diags(d) @ c
+        b = np.asarray(m.T @ a).ravel()
+        gram = (m.T @ m).toarray() - np.outer(b, g) - np.outer(g, b) + (a @ a) * np.outer(g, g)
+        vals, vecs = np.linalg.eigh(gram)
+        top = vecs[:, ::-1][:, : self.dims]
+        if top.shape[1] < self.dims:
+            top = np.pad(top, ((0, 0), (0, self.dims - top.shape[1])))
+        loading = np.zeros((n_fb, self.dims))
+        loading[mask] = top
+        # Keep each direction's sign stable across refits, so group codes keep their meaning.
+        prev = self._loading
+        if len(prev):
+            overlap = (loading[: len(prev)] * prev).sum(axis=0)
+            loading[:, overlap < 0] *= -1
+        self._loading = loading
+        self._g_loading = g @ top
+        self._user_proj = np.zeros((len(self._user_weight), self.dims))
+        self._user_proj[:n_users] = counts @ loading
+        scores = (self._user_proj[:n_users] - n[:, None] * self._g_loading) / (n[:, None] + self.shrinkage)
+        typical = np.median(scores[n > 0], axis=0) if (n > 0).any() else np.ones(self.dims)
+        self._typical = np.where(typical == 0, 1.0, typical)
+        self.refits += 1
+
+    # ------------------------------------------------------------------ state
+    def get_state(self) -> dict:
+        """Everything needed to continue exactly where this decoder is (JSON-able)."""
+        counts = self._coalesce()
+        n_users = len(self._users)
+        return {
+            "params": {
+                "dims": self.dims,
+                "shrinkage": self.shrinkage,
+                "refit_every": self.refit_every,
+                "refit_growth": self.refit_growth,
+                "max_feedback_values": self.max_feedback_values,
+            },
+            "users": list(self._users),
+            "feedback": list(self._feedback),
+            "counts": {
+                "data": counts.data.tolist(),
+                "indices": counts.indices.tolist(),
+                "indptr": counts.indptr.tolist(),
+                "shape": list(counts.shape),
+            },
+            "user_weight": self._user_weight[:n_users].tolist(),
+            "user_proj": self._user_proj[:n_users].tolist(),
+            "loading": self._loading.tolist(),
+            "g_loading": self._g_loading.tolist(),
+            "typical": self._typical.tolist(),
+            "events": self._events,
+            "next_refit": self._next_refit,
+            "refits": self.refits,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> "CommunicationDecoder":
+        self = cls(**state["params"])
+        self._users = {u: i for i, u in enumerate(state["users"])}
+        self._feedback = {f: i for i, f in enumerate(state["feedback"])}
+        c = state["counts"]
+        self._counts = sparse.csr_matrix(
+            (np.asarray(c["data"], float), np.asarray(c["indices"], np.int32), np.asarray(c["indptr"], np.int32)),
+            shape=tuple(c["shape"]),
+        )
+        n_users = len(self._users)
+        size = max(16, n_users)
+        self._user_weight = np.zeros(size)
+        self._user_weight[:n_users] = state["user_weight"]
+        self._user_proj = np.zeros((size, self.dims))
+        if n_users:
+            self._user_proj[:n_users] = np.asarray(state["user_proj"], float).reshape(n_users, self.dims)
+        self._loading = np.asarray(state["loading"], float).reshape(-1, self.dims)
+        self._g_loading = np.asarray(state["g_loading"], float)
+        self._typical = np.asarray(state["typical"], float)
+        self._events = state["events"]
+        self._next_refit = state["next_refit"]
+        self.refits = state["refits"]
+        return self

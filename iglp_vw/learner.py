@@ -1,0 +1,426 @@
+"""IGLP: personalized Interaction-Grounded Learning (Algorithm 1 of the IGL-P paper) on VW."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .decoder import CommunicationDecoder
+from .ik import InverseKinematics
+from .vw import Features, Workspace, build_args, format_namespaces, namespace_of, split_args
+
+__all__ = ["IGLP", "DEFAULT_CB_ARGS"]
+
+# Default contextual bandit, chosen by measurement (docs/ik-design.md, "CB explorer"):
+# ε-greedy with ε = 0.05 and every context namespace crossed with every action
+# namespace ("auto" interactions, resolved on the first event).
+DEFAULT_CB_ARGS = "--cb_explore_adf --epsilon 0.05"
+
+_INTERACTION_FLAGS = {"-q", "--quadratic", "--interactions", "--cubic", "--experimental_full_name_interactions"}
+_FORMAT_VERSION = 1
+
+
+def _first_chars(text: str) -> list:
+    """First characters of the namespaces in a VW text line (' ' for the default namespace)."""
+    out = []
+    for chunk in text.split("|")[1:]:
+        ch = chunk[:1]
+        out.append(" " if ch in ("", " ") else ch)
+    return out
+
+
+def auto_interactions(context_text: str, action_texts: Sequence[str]) -> list:
+    """``-q`` pairs crossing every context namespace with every action namespace.
+
+    >>> auto_interactions("|User id=1 |x f:1", ["|Action id=0"])
+    ['-q', 'UA', '-q', 'xA']
+    """
+    ctx = [c for c in dict.fromkeys(_first_chars(context_text)) if c != " "]
+    act = []
+    for text in action_texts:
+        act.extend(c for c in _first_chars(text) if c != " ")
+    act = list(dict.fromkeys(act))
+    out = []
+    for c in ctx:
+        for a in act:
+            out += ["-q", c + a]
+    return out
+
+
+class _DefinitelyNegative:
+    """DN(x, y) from a callable or from a set of feedback feature names/values."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        if spec is None:
+            self._fn = lambda context, feedback, text: False
+        elif callable(spec):
+            self._fn = lambda context, feedback, text: bool(spec(context, feedback))
+        elif isinstance(spec, Iterable) and not isinstance(spec, (str, bytes)):
+            names = frozenset(str(s) for s in spec)
+            self._fn = lambda context, feedback, text: _tokens_match(text, names)
+        else:
+            raise TypeError(
+                f"`definitely_negative` must be a callable (context, feedback) -> bool or a set of "
+                f"feedback feature names, got {spec!r}"
+            )
+
+    def __call__(self, context, feedback, feedback_text) -> bool:
+        return self._fn(context, feedback, feedback_text)
+
+    def to_json(self):
+        if self.spec is None:
+            return None
+        if callable(self.spec):
+            return "<callable>"
+        return sorted(str(s) for s in self.spec)
+
+
+def _tokens_match(feedback_text: str, names: frozenset) -> bool:
+    """True when a feedback feature's name, value or ``name=value`` is in ``names``."""
+    for token in feedback_text.split():
+        if token.startswith("|"):
+            continue
+        feature = token.split(":", 1)[0]
+        if feature in names:
+            return True
+        name, eq, value = feature.partition("=")
+        if eq and (name in names or value in names):
+            return True
+    return False
+
+
+class IGLP:
+    """Personalized IGL (IGL-P) on Vowpal Wabbit: learns the reward from feedback, then the policy.
+
+    Each :meth:`learn` call runs one round of Algorithm 1: the inverse-kinematics
+    (IK) model predicts which action was played from the context and the
+    feedback (line 10), the extreme-event test turns that into an inferred
+    reward ρ̂ (Eq. 4), the contextual bandit learns cost ``-ρ̂`` (lines 11–18),
+    and the IK learns the event with importance weight ``1/(K p(a|x))`` towards
+    the synthetic uniform policy (line 19).
+
+    **Whose feedback it is.** Users communicate differently; the learner finds
+    the user in the context's ``user_namespace`` (``"User"`` by default: all its
+    features together are the user's key) and groups (user, feedback) pairs with
+    an unsupervised :class:`~iglp_vw.decoder.CommunicationDecoder`. A user never
+    seen before is treated as a typical user of the population until their own
+    feedback says otherwise; a context without the namespace is such a user
+    every time.
+
+    **Extreme-event test.** ``extreme_test="group"`` (default) applies Eq. 3 to
+    each group of pairs: a group is extreme when its importance-weighted mean of
+    P̂(a|x,y)/P̂(a|x) exceeds ``threshold``. ``"event"`` applies it to each event
+    alone, as in the paper. ``prior="learned"`` (default) compares with a second
+    VW model of P̂(a|x) trained on the same weighted stream; ``"uniform"``
+    compares with ``1/K``. Why these defaults: ``docs/ik-design.md``.
+
+    Parameters
+    ----------
+    num_actions
+        K, the number of actions (the IK's classes); action sets may be smaller.
+    states
+        2 or 3 latent reward states.
+    alpha
+        Negative labelling propensity α in (0, 1] (3 states only).
+    definitely_negative
+        DN oracle (3 states only): a callable ``(context, feedback) -> bool`` or
+        a set of feedback feature names/values such as ``{"dislike"}``.
+    threshold
+        The extreme-event factor (2 in the paper).
+    seed
+        Seeds VW (``--random_seed``) and the sampling of :meth:`act`.
+    cb_args
+        Contextual bandit arguments; without ``-q``/``--interactions`` every
+        context namespace is crossed with every action namespace.
+    ik_args
+        Extra VW arguments for the IK models.
+    user_namespace
+        The context namespace that identifies the user.
+    extreme_test, prior, group_window
+        See above; ``group_window`` is the number of events a group's mean
+        ratio remembers.
+    decoder_args
+        Keyword arguments of :class:`~iglp_vw.decoder.CommunicationDecoder`.
+
+    Examples
+    --------
+    >>> learner = IGLP(num_actions=3, seed=0)
+    >>> context = {"User": {"id": "u1"}, "x": {"f0": 0.5}}
+    >>> actions = [{"Action": {"id": str(k)}} for k in range(3)]
+    >>> pmf = learner.predict(context, actions)
+    >>> [round(p, 3) for p in pmf]
+    [0.333, 0.333, 0.333]
+    >>> learner.learn(context, actions, action=1, prob=pmf[1], feedback={"Feedback": {"word": "w7"}})
+    0.0
+    """
+
+    def __init__(
+        self,
+        num_actions: int,
+        states: int = 2,
+        alpha: float = 1.0,
+        definitely_negative=None,
+        threshold: float = 2.0,
+        seed: int = 0,
+        cb_args: str = DEFAULT_CB_ARGS,
+        ik_args: Optional[str] = None,
+        user_namespace: str = "User",
+        extreme_test: str = "group",
+        prior: str = "learned",
+        group_window: int = 1000,
+        decoder_args: Optional[dict] = None,
+    ):
+        if not isinstance(num_actions, (int, np.integer)) or num_actions < 2:
+            raise ValueError(f"`num_actions` must be an int >= 2, got {num_actions!r}")
+        if states not in (2, 3):
+            raise ValueError(f"`states` must be 2 or 3, got {states!r}")
+        if not 0 < alpha <= 1:
+            raise ValueError(f"`alpha` must be in (0, 1], got {alpha!r}")
+        if states == 2 and (alpha != 1 or definitely_negative is not None):
+            raise ValueError("`states=2` is alpha=1 with no definitely_negative oracle; use states=3 for those")
+        if threshold <= 1:
+            raise ValueError(f"`threshold` must be > 1, got {threshold!r}")
+        if extreme_test not in ("group", "event"):
+            raise ValueError(f"`extreme_test` must be 'group' or 'event', got {extreme_test!r}")
+        if prior not in ("learned", "uniform"):
+            raise ValueError(f"`prior` must be 'learned' or 'uniform', got {prior!r}")
+        if group_window < 1:
+            raise ValueError(f"`group_window` must be >= 1, got {group_window!r}")
+        self.num_actions = int(num_actions)
+        self.states = states
+        self.alpha = float(alpha)
+        self.definitely_negative = definitely_negative
+        self.threshold = float(threshold)
+        self.seed = int(seed)
+        self.cb_args = cb_args
+        self.ik_args = ik_args
+        self.user_namespace = user_namespace
+        self.extreme_test = extreme_test
+        self.prior = prior
+        self.group_window = int(group_window)
+        self.decoder_args = dict(decoder_args or {})
+
+        self._dn = _DefinitelyNegative(definitely_negative)
+        self._rng = np.random.default_rng(self.seed)
+        self._decoder = CommunicationDecoder(dims=states - 1, **self.decoder_args)
+        self._ik = InverseKinematics(self.num_actions, ik_args, self.seed)
+        self._cb: Optional[Workspace] = None
+        self._cb_full_args: Optional[str] = None
+        self._group_stats: dict = {}  # code -> [weighted sum of ratios, sum of weights]
+        self._decay = 1.0 - 1.0 / self.group_window
+        self._cache = (None, None, None, None)
+        self.n_learned = 0
+        self.last: dict = {}
+
+    # ----------------------------------------------------------------- params
+    @property
+    def params(self) -> dict:
+        """The constructor arguments (JSON-able; a callable oracle shows as ``"<callable>"``)."""
+        return {
+            "num_actions": self.num_actions,
+            "states": self.states,
+            "alpha": self.alpha,
+            "definitely_negative": self._dn.to_json(),
+            "threshold": self.threshold,
+            "seed": self.seed,
+            "cb_args": self.cb_args,
+            "ik_args": self.ik_args,
+            "user_namespace": self.user_namespace,
+            "extreme_test": self.extreme_test,
+            "prior": self.prior,
+            "group_window": self.group_window,
+            "decoder_args": self.decoder_args,
+        }
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"IGLP({args})"
+
+    # ------------------------------------------------------------- formatting
+    def _format(self, context: Features, actions: Sequence[Features]):
+        cached_ctx, cached_actions, ctx_text, action_texts = self._cache
+        if context is cached_ctx and actions is cached_actions:
+            return ctx_text, action_texts
+        ctx_text = format_namespaces(context, "context")
+        if ctx_text and not ctx_text.startswith("|"):
+            raise ValueError(f"`context` as VW text must start with '|', got {ctx_text[:80]!r}")
+        if isinstance(actions, (str, bytes)) or not isinstance(actions, Sequence) or not actions:
+            raise ValueError("`actions` must be a non-empty list of per-action features")
+        if len(actions) > self.num_actions:
+            raise ValueError(f"`actions` has {len(actions)} entries, more than num_actions={self.num_actions}")
+        action_texts = [format_namespaces(a, f"actions[{i}]") for i, a in enumerate(actions)]
+        for i, text in enumerate(action_texts):
+            if text and not text.startswith("|"):
+                raise ValueError(f"`actions[{i}]` as VW text must start with '|', got {text[:80]!r}")
+        self._cache = (context, actions, ctx_text, action_texts)
+        return ctx_text, action_texts
+
+    def _cb_workspace(self, ctx_text: str, action_texts: Sequence[str]) -> Workspace:
+        if self._cb is None:
+            tokens = split_args(self.cb_args)
+            if not _INTERACTION_FLAGS.intersection(tokens):
+                tokens += auto_interactions(ctx_text, action_texts)
+            self._cb_full_args = build_args(tokens, seed=self.seed)
+            self._cb = Workspace(self._cb_full_args)
+        return self._cb
+
+    @staticmethod
+    def _cb_lines(ctx_text, action_texts, label_index=None, label=""):
+        lines = ["shared " + ctx_text]
+        for i, text in enumerate(action_texts):
+            lines.append(label + text if i == label_index else text)
+        return lines
+
+    # ------------------------------------------------------------------- API
+    def predict(self, context: Features, actions: Sequence[Features]) -> list:
+        """The policy's pmf over ``actions`` (a list of ``len(actions)`` floats)."""
+        ctx_text, action_texts = self._format(context, actions)
+        cb = self._cb_workspace(ctx_text, action_texts)
+        return list(cb.predict(self._cb_lines(ctx_text, action_texts)))
+
+    def act(self, context: Features, actions: Sequence[Features]):
+        """Sample an action from the pmf with the learner's seeded generator: ``(index, prob)``."""
+        pmf = self.predict(context, actions)
+        u = self._rng.random() * sum(pmf)
+        acc = 0.0
+        for i, p in enumerate(pmf):
+            acc += p
+            if u < acc:
+                return i, p
+        i = max(range(len(pmf)), key=lambda j: pmf[j])
+        return i, pmf[i]
+
+    def learn(self, context: Features, actions: Sequence[Features], action: int, prob: float, feedback: Features) -> float:
+        """One round of Algorithm 1 for a played (or logged) ``action`` with probability ``prob``.
+
+        Returns the inferred reward ρ̂ in {0, 1, -1/alpha}. Off-policy, pass the
+        logging policy's probability; on-policy, the one :meth:`predict` gave.
+        """
+        ctx_text, action_texts = self._format(context, actions)
+        k = len(action_texts)
+        if not isinstance(action, (int, np.integer)) or not 0 <= action < k:
+            raise ValueError(f"`action` must be an index in [0, {k}), got {action!r}")
+        if not (isinstance(prob, (int, float, np.floating)) and 0 < prob <= 1):
+            raise ValueError(f"`prob` must be in (0, 1], got {prob!r}")
+        fb_text = format_namespaces(feedback, "feedback")
+        fb_key = " ".join(fb_text.split())
+        user = namespace_of(context, self.user_namespace)
+
+        weight = 1.0 / (k * prob)  # line 9: synthetic uniform distribution
+        code = self._decoder.code(user, fb_key)
+        ik_probability, learned_prior = self._ik.learn(ctx_text, code, action, weight)  # lines 10 + 19
+        prior = learned_prior if self.prior == "learned" else 1.0 / k
+        ratio = ik_probability / max(prior, 1e-12)
+        stats = self._group_stats.get(code)
+        if self.extreme_test == "group" and code != "u":
+            extreme = stats is not None and stats[0] > self.threshold * stats[1]  # Eq. 3 on the group's mean
+        else:
+            extreme = ratio > self.threshold  # Eq. 3 on this event
+        if stats is None:
+            stats = self._group_stats[code] = [0.0, 0.0]
+        stats[0] = stats[0] * self._decay + weight * ratio
+        stats[1] = stats[1] * self._decay + weight
+
+        negative = extreme and self.states == 3 and self._dn(context, feedback, fb_text)
+        rho = (-1.0 / self.alpha if negative else 1.0) if extreme else 0.0  # Eq. 4
+
+        cb = self._cb_workspace(ctx_text, action_texts)
+        cb.learn(self._cb_lines(ctx_text, action_texts, action, f"0:{-rho:.9g}:{prob:.9g} "))
+        self._decoder.update(user, fb_key, weight)
+        self.n_learned += 1
+        self.last = {
+            "ik_probability": ik_probability,
+            "prior": prior,
+            "group": code,
+            "extreme": bool(extreme),
+            "definitely_negative": bool(negative),
+            "inferred_reward": rho,
+            "weight": weight,
+        }
+        return rho
+
+    # ------------------------------------------------------------ diagnostics
+    def group_ratios(self) -> dict:
+        """Each group code's current mean P̂(a|x,y)/P̂(a|x) (the quantity the group test uses)."""
+        return {c: (s[0] / s[1] if s[1] else float("nan")) for c, s in sorted(self._group_stats.items())}
+
+    def embedding(self, users: Iterable[str] = (), feedback: Iterable[str] = ()):
+        """The decoder's coordinates of users and feedback keys (for plots like the paper's Fig. 2)."""
+        return (
+            {u: self._decoder.user_score(u).tolist() for u in users},
+            {f: (None if (v := self._decoder.feedback_score(f)) is None else v.tolist()) for f in feedback},
+        )
+
+    # ------------------------------------------------------------ persistence
+    def save(self, directory) -> Path:
+        """Write every workspace, the decoder state and the configuration to ``directory``.
+
+        ``cb.model`` is a plain VW ``--cb_explore_adf`` model
+        (``python -m vowpalwabbit -i cb.model -t`` reads it).
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        if self._cb is not None:
+            self._cb.save(directory / "cb.model")
+        self._ik.save(directory / "ik.model", directory / "ik_prior.model")
+        config = {"format_version": _FORMAT_VERSION, "params": self.params, "cb_full_args": self._cb_full_args}
+        state = {
+            "decoder": self._decoder.get_state(),
+            "group_stats": self._group_stats,
+            "rng": self._rng.bit_generator.state,
+            "n_learned": self.n_learned,
+        }
+        _write_json(directory / "config.json", config)
+        _write_json(directory / "state.json", state)
+        return directory
+
+    @classmethod
+    def load(cls, directory, definitely_negative=None) -> "IGLP":
+        """Load a learner saved by :meth:`save`; training continues exactly as if never stopped.
+
+        A callable ``definitely_negative`` is not saved: pass it again here.
+        """
+        directory = Path(directory)
+        try:
+            config = json.loads((directory / "config.json").read_text())
+            state = json.loads((directory / "state.json").read_text())
+        except FileNotFoundError as err:
+            raise ValueError(f"{directory} is not an IGLP model directory: {err.strerror}: {err.filename}") from None
+        params = dict(config["params"])
+        if params["definitely_negative"] == "<callable>":
+            if definitely_negative is None:
+                raise ValueError("this model used a callable `definitely_negative`: pass it to IGLP.load")
+            params["definitely_negative"] = definitely_negative
+        elif definitely_negative is not None:
+            params["definitely_negative"] = definitely_negative
+        self = cls(**params)
+        self._ik = InverseKinematics.load(
+            self.num_actions, self.ik_args, self.seed, directory / "ik.model", directory / "ik_prior.model"
+        )
+        self._cb_full_args = config["cb_full_args"]
+        if self._cb_full_args is not None:
+            self._cb = Workspace(_cb_reload_args(self._cb_full_args), directory / "cb.model")
+        self._decoder = CommunicationDecoder.from_state(state["decoder"])
+        self._group_stats = {k: list(v) for k, v in state["group_stats"].items()}
+        self._rng.bit_generator.state = state["rng"]
+        self.n_learned = state["n_learned"]
+        return self
+
+
+def _cb_reload_args(args: str) -> str:
+    """VW keeps the CB's reductions and interactions in the model; keep only what it does not."""
+    tokens = split_args(args)
+    return " ".join(t for t in tokens if t == "--quiet")
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj))
+    os.replace(tmp, path)

@@ -1,0 +1,45 @@
+"""Eq. 4 of the IGL-P paper: the inferred reward from the inverse-kinematics probability."""
+
+from __future__ import annotations
+
+
+def is_extreme(ik_probability: float, prior: float, threshold: float = 2.0) -> bool:
+    """Extreme-event test (Eq. 3): the feedback says ``r != 0`` iff P̂(a|x,y) > threshold · prior.
+
+    >>> is_extreme(0.5, 0.1), is_extreme(0.2, 0.1)
+    (True, False)
+    """
+    return ik_probability > threshold * prior
+
+
+def inferred_reward(
+    ik_probability: float,
+    prior: float,
+    definitely_negative: bool = False,
+    alpha: float = 1.0,
+    threshold: float = 2.0,
+) -> float:
+    """ρ̂ of Eq. 4.
+
+    ``0`` when ``ik_probability <= threshold * prior``; otherwise ``-1/alpha`` when
+    the definitely-negative oracle fired, else ``+1``. With ``alpha=1`` and no
+    oracle this is 2-state IGL.
+
+    Parameters
+    ----------
+    ik_probability
+        P̂(a|x,y), the inverse-kinematics probability of the action played.
+    prior
+        The prior it is compared with: P(a|x) (1/K under the synthetic uniform
+        distribution, or the learned estimate P̂(a|x), see :mod:`iglp_vw.ik`).
+    definitely_negative
+        The oracle DN(x, y) = -1.
+    alpha
+        Negative labelling propensity, in (0, 1].
+
+    >>> inferred_reward(0.5, 0.1), inferred_reward(0.5, 0.1, True, alpha=0.5), inferred_reward(0.15, 0.1)
+    (1.0, -2.0, 0.0)
+    """
+    if not is_extreme(ik_probability, prior, threshold):
+        return 0.0
+    return -1.0 / alpha if definitely_negative else 1.0

@@ -1,0 +1,192 @@
+"""The one place that talks to Vowpal Wabbit.
+
+Builds argument strings (pure functions, testable without VW), turns the API's
+``{namespace: {feature: value}}`` dicts into VW text, and owns
+:class:`Workspace`, a thin guard around ``vowpalwabbit.pyvw.Workspace`` that
+always finishes the examples it parsed (VW crashes on ``finish_example`` of an
+example never learned or predicted, and leaks memory when one is never
+finished) and turns VW's parse errors into :class:`ValueError`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from typing import Mapping, Sequence, Union
+
+from vowpalwabbit import pyvw
+
+Namespaces = Mapping[str, Mapping[str, Union[str, int, float, bool]]]
+Features = Union[str, Namespaces]
+
+# Characters that end a VW token or split a name from its value.
+_SPECIAL = re.compile(r"[\s|:]")
+
+
+def _clean(token: str) -> str:
+    """Make ``token`` safe inside one VW feature (spaces, ``|`` and ``:`` become ``_``)."""
+    return _SPECIAL.sub("_", token) if _SPECIAL.search(token) else token
+
+
+def format_namespaces(features: Features, what: str = "features") -> str:
+    """VW text for ``features``: ``{"User": {"id": "u17"}, "x": {"f0": 0.31}}`` -> ``|User id=u17 |x f0:0.31``.
+
+    A ``str`` value is a categorical feature (``name=value``), a number a numeric
+    one (``name:value``; zeros are dropped as VW would), ``True`` a present
+    feature. A plain string is taken as VW text already and returned unchanged
+    (it must start with ``|`` for a namespace or the default namespace).
+
+    >>> format_namespaces({"User": {"id": "u 17"}, "x": {"f0": 0.5, "f1": 0}})
+    '|User id=u_17 |x f0:0.5'
+    """
+    if isinstance(features, str):
+        return features.strip()
+    if not isinstance(features, Mapping):
+        raise TypeError(f"`{what}` must be a dict of namespace -> {{feature: value}} or VW text, got {type(features).__name__}")
+    parts = []
+    for namespace, feats in features.items():
+        if not isinstance(feats, Mapping):
+            raise TypeError(
+                f"`{what}[{namespace!r}]` must be a dict of feature -> value, got {type(feats).__name__}"
+            )
+        tokens = ["|" + _clean(str(namespace))]
+        for name, value in feats.items():
+            name = _clean(str(name))
+            if isinstance(value, str):
+                tokens.append(f"{name}={_clean(value)}")
+            elif value is True:
+                tokens.append(name)
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                if value != value or value in (float("inf"), float("-inf")):
+                    raise ValueError(f"`{what}[{namespace!r}][{name!r}]` must be finite, got {value}")
+                if value:
+                    tokens.append(f"{name}:{value:.9g}" if isinstance(value, float) else f"{name}:{value}")
+            elif value is False or value is None:
+                continue
+            else:
+                raise TypeError(
+                    f"`{what}[{namespace!r}][{name!r}]` must be str, number or bool, got {type(value).__name__}"
+                )
+        parts.append(" ".join(tokens))
+    return " ".join(parts)
+
+
+def namespace_of(features: Features, namespace: str) -> str:
+    """The features of one namespace as a canonical string key ('' when absent).
+
+    Used to find whose feedback it is (the ``User`` namespace) without VW.
+
+    >>> namespace_of({"User": {"id": "u17"}, "x": {"f0": 1.0}}, "User")
+    'id=u17'
+    >>> namespace_of("|User id=u17 |x f0:1", "User")
+    'id=u17'
+    """
+    if isinstance(features, str):
+        for chunk in features.split("|")[1:]:
+            head, _, rest = chunk.partition(" ")
+            name = head.split(":")[0]
+            if name == namespace:
+                return " ".join(rest.split())
+        return ""
+    feats = features.get(namespace)
+    if not feats:
+        return ""
+    return format_namespaces({namespace: feats}).partition(" ")[2]
+
+
+def split_args(args: Union[str, Sequence[str], None]) -> list:
+    """``"--epsilon 0.05 -q ::"`` or a list of tokens -> a list of tokens."""
+    if args is None:
+        return []
+    if isinstance(args, str):
+        return shlex.split(args)
+    return [str(a) for a in args]
+
+
+def build_args(*parts: Union[str, Sequence[str], None], seed: int = 0, quiet: bool = True) -> str:
+    """Join argument fragments, add ``--random_seed`` and ``--quiet`` unless already given.
+
+    >>> build_args("--cb_explore_adf", "--epsilon 0.1", seed=3)
+    '--cb_explore_adf --epsilon 0.1 --random_seed 3 --quiet'
+    """
+    tokens: list = []
+    for part in parts:
+        tokens.extend(split_args(part))
+    if "--random_seed" not in tokens:
+        tokens += ["--random_seed", str(int(seed))]
+    if quiet and "--quiet" not in tokens:
+        tokens.append("--quiet")
+    return " ".join(shlex.quote(t) for t in tokens)
+
+
+class Workspace:
+    """A VW workspace that cannot be driven into VW's crash paths.
+
+    Every parsed example is learned or predicted and then finished, in one call.
+    Parse errors come back as :class:`ValueError` naming the offending text.
+
+    Parameters
+    ----------
+    args
+        VW command line (without ``-i``/``-f``).
+    model_file
+        Optional path of a saved model to load (``-i``).
+    """
+
+    def __init__(self, args: str, model_file: Union[str, os.PathLike, None] = None):
+        self.args = args
+        full = args if model_file is None else f"{args} -i {shlex.quote(os.fspath(model_file))}"
+        try:
+            self._ws = pyvw.Workspace(full)
+        except Exception as err:  # VW raises RuntimeError / its own types on bad flags
+            raise ValueError(f"VW rejected the arguments {full!r}: {err}") from None
+        self._multiline = self._ws._is_multiline()
+
+    def _parse(self, text):
+        try:
+            return self._ws.parse(text)
+        except RuntimeError as err:
+            shown = text if isinstance(text, str) else "\n".join(text)
+            raise ValueError(f"VW could not parse the example {shown[:300]!r}: {err}") from None
+
+    def _run(self, text, learn: bool):
+        ex = self._parse(text)
+        try:
+            if learn:
+                self._ws.learn(ex)
+            else:
+                self._ws.predict(ex)
+            head = ex[0] if isinstance(ex, list) else ex
+            return head.get_prediction()
+        finally:
+            self._ws.finish_example(ex)
+
+    def predict(self, text):
+        """Predict one example (a line, or a list of lines for ADF); returns VW's prediction."""
+        return self._run(text, learn=False)
+
+    def learn(self, text):
+        """Learn one example; returns the prediction VW made before the update."""
+        return self._run(text, learn=True)
+
+    def save(self, path: Union[str, os.PathLike]) -> None:
+        """Write the model (with its resume state) to ``path``."""
+        self._ws.save(os.fspath(path))
+
+    def finish(self) -> None:
+        if self._ws is not None:
+            self._ws.finish()
+            self._ws = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.finish()
+
+    def __del__(self):
+        try:
+            self.finish()
+        except Exception:
+            pass
