@@ -58,11 +58,16 @@ class CommunicationDecoder:
         Feedback values kept in the decomposition (the most frequent ones).
     """
 
-    def __init__(self, dims=1, shrinkage=2.0, refit_every=200, refit_growth=0.05, max_feedback_values=2000):
+    def __init__(
+        self, dims=1, shrinkage=2.0, refit_every=200, refit_growth=0.05, max_feedback_values=2000, center="uniform"
+    ):
         if dims < 1:
             raise ValueError(f"`dims` must be >= 1, got {dims}")
         if shrinkage < 0:
             raise ValueError(f"`shrinkage` must be >= 0, got {shrinkage}")
+        if center not in ("uniform", "population"):
+            raise ValueError(f"`center` must be 'uniform' or 'population', got {center!r}")
+        self.center = center
         self.dims = int(dims)
         self.shrinkage = float(shrinkage)
         self.refit_every = int(refit_every)
@@ -162,7 +167,10 @@ class CommunicationDecoder:
         total = n.sum()
         if total <= 0:
             return
-        g = np.asarray(c.sum(axis=0)).ravel() / total  # population feedback distribution
+        if self.center == "population":
+            g = np.asarray(c.sum(axis=0)).ravel() / total  # population feedback distribution
+        else:
+            g = np.full(c.shape[1], 1.0 / c.shape[1])  # uniform reference: usual vs rare feedback
         # Rows P_u = (C_u + s g) / (n_u + s); centred: P_u - g = D C_u - a_u g.
         d = 1.0 / (n + self.shrinkage)
         a = n * d
@@ -201,6 +209,7 @@ class CommunicationDecoder:
                 "refit_every": self.refit_every,
                 "refit_growth": self.refit_growth,
                 "max_feedback_values": self.max_feedback_values,
+                "center": self.center,
             },
             "users": list(self._users),
             "feedback": list(self._feedback),

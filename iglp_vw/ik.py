@@ -77,20 +77,20 @@ class InverseKinematics:
             self._ik = Workspace(reload_args(self.args), _models[0])
             self._prior = Workspace(reload_args(self.prior_args), _models[1])
 
-    def learn(self, context_text: str, code: str, action: int, weight: float):
+    def learn(self, context_text: str, code: str, action: int, weight: float, feedback_tokens: str = ""):
         """Predict then learn one event (Algorithm 1 lines 10 and 19).
 
         Returns ``(P̂(a|x,s), P̂(a|x))`` for the action played, both predicted
         before this event's update.
         """
         label = f"{action + 1} {weight:.9g} "
-        posterior = self._ik.learn(f"{label}{context_text} |{CODE_NAMESPACE} {code}")[action]
+        posterior = self._ik.learn(f"{label}{context_text} |{CODE_NAMESPACE} {code} {feedback_tokens}")[action]
         prior = self._prior.learn(label + context_text)[action]
         return posterior, prior
 
-    def predict(self, context_text: str, code: str, action: int):
+    def predict(self, context_text: str, code: str, action: int, feedback_tokens: str = ""):
         """``(P̂(a|x,s), P̂(a|x))`` without learning."""
-        posterior = self._ik.predict(f"{context_text} |{CODE_NAMESPACE} {code}")[action]
+        posterior = self._ik.predict(f"{context_text} |{CODE_NAMESPACE} {code} {feedback_tokens}")[action]
         prior = self._prior.predict(context_text)[action]
         return posterior, prior
 

@@ -18,8 +18,10 @@ from .vw import Features, Workspace, build_args, format_namespaces, namespace_of
 __all__ = ["IGLP", "DEFAULT_CB_ARGS"]
 
 # Default contextual bandit, chosen by measurement (docs/ik-design.md, "CB explorer"):
-# ε-greedy with ε = 0.05 and every context namespace crossed with every action
-# namespace ("auto" interactions, resolved on the first event).
+# ε-greedy with ε = 0.05 had the best worst case against the strongest oracle CB
+# (squarecb was better on synthetic50k but 0.86 of the oracle on digits, and a
+# greedier squarecb collapsed IGL-P to 0.13: the IK then learns its own policy).
+# Interactions are "auto" (see auto_interactions), resolved on the first event.
 DEFAULT_CB_ARGS = "--cb_explore_adf --epsilon 0.05"
 
 _INTERACTION_FLAGS = {"-q", "--quadratic", "--interactions", "--cubic", "--experimental_full_name_interactions"}
@@ -36,10 +38,11 @@ def _first_chars(text: str) -> list:
 
 
 def auto_interactions(context_text: str, action_texts: Sequence[str]) -> list:
-    """``-q`` pairs crossing every context namespace with every action namespace.
+    """Interactions crossing every context namespace with every action namespace, and each
+    context namespace's own second-order terms with them (``--cubic cca``).
 
     >>> auto_interactions("|User id=1 |x f:1", ["|Action id=0"])
-    ['-q', 'UA', '-q', 'xA']
+    ['-q', 'UA', '--cubic', 'UUA', '-q', 'xA', '--cubic', 'xxA']
     """
     ctx = [c for c in dict.fromkeys(_first_chars(context_text)) if c != " "]
     act = []
@@ -49,7 +52,7 @@ def auto_interactions(context_text: str, action_texts: Sequence[str]) -> list:
     out = []
     for c in ctx:
         for a in act:
-            out += ["-q", c + a]
+            out += ["-q", c + a, "--cubic", c + c + a]
     return out
 
 
@@ -175,6 +178,8 @@ class IGLP:
         extreme_test: str = "group",
         prior: str = "learned",
         group_window: int = 1000,
+        ik_feedback: bool = False,
+        decoder_reference: str = "marginal",
         decoder_args: Optional[dict] = None,
     ):
         if not isinstance(num_actions, (int, np.integer)) or num_actions < 2:
@@ -187,10 +192,12 @@ class IGLP:
             raise ValueError("`states=2` is alpha=1 with no definitely_negative oracle; use states=3 for those")
         if threshold <= 1:
             raise ValueError(f"`threshold` must be > 1, got {threshold!r}")
-        if extreme_test not in ("group", "event"):
-            raise ValueError(f"`extreme_test` must be 'group' or 'event', got {extreme_test!r}")
+        if extreme_test not in ("group", "event", "either"):
+            raise ValueError(f"`extreme_test` must be 'group', 'event' or 'either', got {extreme_test!r}")
         if prior not in ("learned", "uniform"):
             raise ValueError(f"`prior` must be 'learned' or 'uniform', got {prior!r}")
+        if decoder_reference not in ("marginal", "uniform"):
+            raise ValueError(f"`decoder_reference` must be 'marginal' or 'uniform', got {decoder_reference!r}")
         if group_window < 1:
             raise ValueError(f"`group_window` must be >= 1, got {group_window!r}")
         self.num_actions = int(num_actions)
@@ -205,6 +212,8 @@ class IGLP:
         self.extreme_test = extreme_test
         self.prior = prior
         self.group_window = int(group_window)
+        self.ik_feedback = bool(ik_feedback)
+        self.decoder_reference = decoder_reference
         self.decoder_args = dict(decoder_args or {})
 
         self._dn = _DefinitelyNegative(definitely_negative)
@@ -215,6 +224,7 @@ class IGLP:
         self._cb_full_args: Optional[str] = None
         self._group_stats: dict = {}  # code -> [weighted sum of ratios, sum of weights]
         self._decay = 1.0 - 1.0 / self.group_window
+        self._action_freq = [1.0] * self.num_actions  # decayed counts of actions played (marginal policy)
         self._cache = (None, None, None, None)
         self.n_learned = 0
         self.last: dict = {}
@@ -236,6 +246,8 @@ class IGLP:
             "extreme_test": self.extreme_test,
             "prior": self.prior,
             "group_window": self.group_window,
+            "ik_feedback": self.ik_feedback,
+            "decoder_reference": self.decoder_reference,
             "decoder_args": self.decoder_args,
         }
 
@@ -315,14 +327,24 @@ class IGLP:
 
         weight = 1.0 / (k * prob)  # line 9: synthetic uniform distribution
         code = self._decoder.code(user, fb_key)
-        ik_probability, learned_prior = self._ik.learn(ctx_text, code, action, weight)  # lines 10 + 19
+        fb_tokens = " ".join(t for t in fb_text.split() if not t.startswith("|")) if self.ik_feedback else ""
+        ik_probability, learned_prior = self._ik.learn(ctx_text, code, action, weight, fb_tokens)  # lines 10, 19
         prior = learned_prior if self.prior == "learned" else 1.0 / k
         ratio = ik_probability / max(prior, 1e-12)
         stats = self._group_stats.get(code)
-        if self.extreme_test == "group" and code != "u":
-            extreme = stats is not None and stats[0] > self.threshold * stats[1]  # Eq. 3 on the group's mean
+        event_extreme = ratio > self.threshold  # Eq. 3 on this event
+        group_extreme = code != "u" and stats is not None and stats[0] > self.threshold * stats[1]  # on the group
+        if self.extreme_test == "event":
+            extreme = event_extreme
+        elif code == "u":
+            # Not grouped yet: infer nothing rather than guess. Early false positives
+            # make the CB greedy on arbitrary actions, and the decoder then gets
+            # little usable data (docs/ik-design.md).
+            extreme = False
+        elif self.extreme_test == "group":
+            extreme = group_extreme
         else:
-            extreme = ratio > self.threshold  # Eq. 3 on this event
+            extreme = group_extreme or event_extreme
         if stats is None:
             stats = self._group_stats[code] = [0.0, 0.0]
         stats[0] = stats[0] * self._decay + weight * ratio
@@ -333,7 +355,7 @@ class IGLP:
 
         cb = self._cb_workspace(ctx_text, action_texts)
         cb.learn(self._cb_lines(ctx_text, action_texts, action, f"0:{-rho:.9g}:{prob:.9g} "))
-        self._decoder.update(user, fb_key, weight)
+        self._decoder.update(user, fb_key, self._decoder_weight(action, prob, weight))
         self.n_learned += 1
         self.last = {
             "ik_probability": ik_probability,
@@ -345,6 +367,27 @@ class IGLP:
             "weight": weight,
         }
         return rho
+
+    def _decoder_weight(self, action: int, prob: float, uniform_weight: float) -> float:
+        """Importance weight of this event in the decoder's counts.
+
+        ``"uniform"``: ``1/(K p)``, as for the IK. ``"marginal"`` (default): towards
+        the running marginal action distribution q̂(a), ``q̂(a)/p``. Rewards are
+        rare under any policy that ignores the context (not only the uniform
+        one), and while the CB has not learned yet its greedy action is such a
+        policy: its events then weigh ~1 instead of 1/K, and the decoder sees
+        K/ε times more effective data (measured in docs/ik-design.md).
+        """
+        if self.decoder_reference == "uniform":
+            return uniform_weight
+        freq = self._action_freq
+        total = sum(freq)
+        q = freq[action] / total
+        decay = self._decay
+        for i in range(len(freq)):
+            freq[i] *= decay
+        freq[action] += 1.0
+        return q / prob
 
     # ------------------------------------------------------------ diagnostics
     def group_ratios(self) -> dict:
@@ -374,6 +417,7 @@ class IGLP:
         state = {
             "decoder": self._decoder.get_state(),
             "group_stats": self._group_stats,
+            "action_freq": self._action_freq,
             "rng": self._rng.bit_generator.state,
             "n_learned": self.n_learned,
         }
@@ -409,6 +453,7 @@ class IGLP:
             self._cb = Workspace(_cb_reload_args(self._cb_full_args), directory / "cb.model")
         self._decoder = CommunicationDecoder.from_state(state["decoder"])
         self._group_stats = {k: list(v) for k, v in state["group_stats"].items()}
+        self._action_freq = list(state["action_freq"])
         self._rng.bit_generator.state = state["rng"]
         self.n_learned = state["n_learned"]
         return self

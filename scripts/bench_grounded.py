@@ -27,8 +27,9 @@ from iglp_vw.sim import GroundedSimulation, load_dataset, run
 
 ORACLE_CB_ARGS = {
     "oracle(igl-cb)": None,  # IGL-P's own CB arguments
-    "oracle(eps0.1)": "--cb_explore_adf --epsilon 0.1",
-    "oracle(all-q)": "--cb_explore_adf --epsilon 0.05 -q ::",
+    "oracle(eps-cubic)": "--cb_explore_adf --epsilon 0.05 -q :: --cubic xxA",
+    "oracle(squarecb)": "--cb_explore_adf --squarecb -q :: --cubic xxA",
+    "oracle(squarecb-g100)": "--cb_explore_adf --squarecb --gamma_scale 100 -q :: --cubic xxA",
 }
 
 
