@@ -177,9 +177,9 @@ class IGLP:
         user_namespace: str = "User",
         extreme_test: str = "group",
         prior: str = "learned",
-        group_window: int = 1000,
+        group_window: int = 50,
         ik_feedback: bool = False,
-        decoder_reference: str = "marginal",
+        decoder_reference: str = "uniform",
         decoder_args: Optional[dict] = None,
     ):
         if not isinstance(num_actions, (int, np.integer)) or num_actions < 2:
@@ -225,7 +225,7 @@ class IGLP:
         self._group_stats: dict = {}  # code -> [weighted sum of ratios, sum of weights]
         self._decay = 1.0 - 1.0 / self.group_window
         self._action_freq = [1.0] * self.num_actions  # decayed counts of actions played (marginal policy)
-        self._cache = (None, None, None, None)
+        self._cache = (None, "", None, [])
         self.n_learned = 0
         self.last: dict = {}
 
@@ -257,21 +257,23 @@ class IGLP:
 
     # ------------------------------------------------------------- formatting
     def _format(self, context: Features, actions: Sequence[Features]):
-        cached_ctx, cached_actions, ctx_text, action_texts = self._cache
-        if context is cached_ctx and actions is cached_actions:
-            return ctx_text, action_texts
-        ctx_text = format_namespaces(context, "context")
-        if ctx_text and not ctx_text.startswith("|"):
-            raise ValueError(f"`context` as VW text must start with '|', got {ctx_text[:80]!r}")
-        if isinstance(actions, (str, bytes)) or not isinstance(actions, Sequence) or not actions:
-            raise ValueError("`actions` must be a non-empty list of per-action features")
-        if len(actions) > self.num_actions:
-            raise ValueError(f"`actions` has {len(actions)} entries, more than num_actions={self.num_actions}")
-        action_texts = [format_namespaces(a, f"actions[{i}]") for i, a in enumerate(actions)]
-        for i, text in enumerate(action_texts):
-            if text and not text.startswith("|"):
-                raise ValueError(f"`actions[{i}]` as VW text must start with '|', got {text[:80]!r}")
-        self._cache = (context, actions, ctx_text, action_texts)
+        # Texts of the last context and action set are reused while the same objects
+        # come back (predict then learn; a catalogue's action list every round).
+        cached_ctx, ctx_text, cached_actions, action_texts = self._cache
+        if context is not cached_ctx:
+            ctx_text = format_namespaces(context, "context")
+            if ctx_text and not ctx_text.startswith("|"):
+                raise ValueError(f"`context` as VW text must start with '|', got {ctx_text[:80]!r}")
+        if actions is not cached_actions or len(actions) != len(action_texts):
+            if isinstance(actions, (str, bytes)) or not isinstance(actions, Sequence) or not actions:
+                raise ValueError("`actions` must be a non-empty list of per-action features")
+            if len(actions) > self.num_actions:
+                raise ValueError(f"`actions` has {len(actions)} entries, more than num_actions={self.num_actions}")
+            action_texts = [format_namespaces(a, f"actions[{i}]") for i, a in enumerate(actions)]
+            for i, text in enumerate(action_texts):
+                if text and not text.startswith("|"):
+                    raise ValueError(f"`actions[{i}]` as VW text must start with '|', got {text[:80]!r}")
+        self._cache = (context, ctx_text, actions, action_texts)
         return ctx_text, action_texts
 
     def _cb_workspace(self, ctx_text: str, action_texts: Sequence[str]) -> Workspace:

@@ -10,12 +10,14 @@ finished) and turns VW's parse errors into :class:`ValueError`.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
 from typing import Mapping, Sequence, Union
 
 from vowpalwabbit import pyvw
+from vowpalwabbit.pyvw import pylibvw
 
 Namespaces = Mapping[str, Mapping[str, Union[str, int, float, bool]]]
 Features = Union[str, Namespaces]
@@ -24,6 +26,7 @@ Features = Union[str, Namespaces]
 _SPECIAL = re.compile(r"[\s|:]")
 
 
+@functools.lru_cache(maxsize=65536)
 def _clean(token: str) -> str:
     """Make ``token`` safe inside one VW feature (spaces, ``|`` and ``:`` become ``_``)."""
     return _SPECIAL.sub("_", token) if _SPECIAL.search(token) else token
@@ -42,28 +45,35 @@ def format_namespaces(features: Features, what: str = "features") -> str:
     """
     if isinstance(features, str):
         return features.strip()
-    if not isinstance(features, Mapping):
+    if not isinstance(features, (dict, Mapping)):
         raise TypeError(f"`{what}` must be a dict of namespace -> {{feature: value}} or VW text, got {type(features).__name__}")
     parts = []
     for namespace, feats in features.items():
-        if not isinstance(feats, Mapping):
+        if not isinstance(feats, (dict, Mapping)):
             raise TypeError(
                 f"`{what}[{namespace!r}]` must be a dict of feature -> value, got {type(feats).__name__}"
             )
         tokens = ["|" + _clean(str(namespace))]
         for name, value in feats.items():
-            name = _clean(str(name))
-            if isinstance(value, str):
+            name = _clean(name if type(name) is str else str(name))
+            kind = type(value)
+            if kind is float or kind is int:
+                if value:
+                    if value - value != 0:  # nan or inf
+                        raise ValueError(f"`{what}[{namespace!r}][{name!r}]` must be finite, got {value}")
+                    tokens.append(f"{name}:{value!r}")
+            elif kind is str:
                 tokens.append(f"{name}={_clean(value)}")
             elif value is True:
                 tokens.append(name)
-            elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                if value != value or value in (float("inf"), float("-inf")):
-                    raise ValueError(f"`{what}[{namespace!r}][{name!r}]` must be finite, got {value}")
-                if value:
-                    tokens.append(f"{name}:{value:.9g}" if isinstance(value, float) else f"{name}:{value}")
             elif value is False or value is None:
                 continue
+            elif isinstance(value, (int, float)):  # numpy scalars and other numbers
+                value = float(value)
+                if value - value != 0:
+                    raise ValueError(f"`{what}[{namespace!r}][{name!r}]` must be finite, got {value}")
+                if value:
+                    tokens.append(f"{name}:{value!r}")
             else:
                 raise TypeError(
                     f"`{what}[{namespace!r}][{name!r}]` must be str, number or bool, got {type(value).__name__}"
@@ -142,25 +152,49 @@ class Workspace:
         except Exception as err:  # VW raises RuntimeError / its own types on bad flags
             raise ValueError(f"VW rejected the arguments {full!r}: {err}") from None
         self._multiline = self._ws._is_multiline()
-
-    def _parse(self, text):
-        try:
-            return self._ws.parse(text)
-        except RuntimeError as err:
-            shown = text if isinstance(text, str) else "\n".join(text)
-            raise ValueError(f"VW could not parse the example {shown[:300]!r}: {err}") from None
+        kind = self._ws.get_prediction_type()
+        readers = {
+            pyvw.PredictionType.ACTION_PROBS: pylibvw.example.get_action_scores,
+            pyvw.PredictionType.ACTION_SCORES: pylibvw.example.get_action_scores,
+            pyvw.PredictionType.SCALARS: pylibvw.example.get_scalars,
+            pyvw.PredictionType.MULTICLASSPROBS: pylibvw.example.get_scalars,
+            pyvw.PredictionType.SCALAR: pylibvw.example.get_simplelabel_prediction,
+            pyvw.PredictionType.MULTICLASS: pylibvw.example.get_multiclass_prediction,
+        }
+        if kind not in readers:
+            self.finish()
+            raise ValueError(f"VW arguments {full!r} give predictions of type {kind.name}, which iglp-vw does not read")
+        self._read = readers[kind]
 
     def _run(self, text, learn: bool):
-        ex = self._parse(text)
+        # The low-level calls pyvw itself makes, without its per-example wrapper
+        # objects (they were ~20% of a learn step). Parse, learn or predict, read,
+        # and always finish, in this order: nothing parsed is left unfinished and
+        # nothing unlearned/unpredicted is finished.
+        joined = text if isinstance(text, str) else "\n".join(text)
+        if "\r" in joined:
+            joined = joined.replace("\r", "")
         try:
-            if learn:
-                self._ws.learn(ex)
+            examples = self._ws._parse(joined.strip())
+        except RuntimeError as err:
+            raise ValueError(f"VW could not parse the example {joined[:300]!r}: {err}") from None
+        if not examples:
+            raise ValueError(f"VW found no example in {joined[:300]!r}")
+        ws = self._ws
+        try:
+            if self._multiline:
+                (pylibvw.vw.learn_multi if learn else pylibvw.vw.predict_multi)(ws, examples)
             else:
-                self._ws.predict(ex)
-            head = ex[0] if isinstance(ex, list) else ex
-            return head.get_prediction()
+                if len(examples) != 1:
+                    raise ValueError(f"expected one example, VW parsed {len(examples)} from {joined[:300]!r}")
+                (pylibvw.vw.learn if learn else pylibvw.vw.predict)(ws, examples[0])
+            return self._read(examples[0])
         finally:
-            self._ws.finish_example(ex)
+            if self._multiline:
+                ws._finish_example_multi_ex(examples)
+            else:
+                for ex in examples:
+                    ws._finish_example(ex)
 
     def predict(self, text):
         """Predict one example (a line, or a list of lines for ADF); returns VW's prediction."""

@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+
+from iglp_vw.decoder import CommunicationDecoder
+
+from .conftest import small_sim
+
+
+def _feed(decoder, sim, n, seed=0):
+    rng = np.random.default_rng(seed)
+    for t, rnd in enumerate(sim):
+        if t >= n:
+            break
+        fb, _ = sim.feedback(rnd, int(rng.integers(10)), rng)
+        decoder.update(rnd["context"]["User"]["id"], fb["Feedback"]["word"], 1.0)
+
+
+@pytest.mark.parametrize("bizarro_share", [0.5, 0.2, 0.0])
+def test_groups_recovered_under_uniform_play(digits, bizarro_share):
+    sim = small_sim(digits, passes=1, bizarro_share=bizarro_share)
+    decoder = CommunicationDecoder(dims=1)
+    _feed(decoder, sim, 1500)
+    same = [
+        decoder.code(f"u{u}", f"w{w}") == "g1"
+        for u in range(100)
+        for w in range(100)
+    ]
+    truth = [sim.good[w] != sim.bizarro[u] for u in range(100) for w in range(100)]
+    agree = np.mean(np.array(same) == np.array(truth))
+    assert max(agree, 1 - agree) > 0.95  # the code's sign is arbitrary: the IK decides it
+
+
+def test_unknown_user_and_feedback(digits):
+    sim = small_sim(digits, passes=1)
+    decoder = CommunicationDecoder(dims=1)
+    assert decoder.code("anyone", "w1") == "u"
+    _feed(decoder, sim, 500)
+    assert decoder.code("never-seen", "never-said") == "u"
+    assert decoder.code("never-seen", "w1") in ("g0", "g1")
+    np.testing.assert_array_equal(decoder.user_score("never-seen"), decoder._typical)
+
+
+def test_state_round_trip_continues_identically(digits):
+    sim = small_sim(digits, passes=1)
+    a = CommunicationDecoder(dims=2, refit_every=50)
+    _feed(a, sim, 300)
+    b = CommunicationDecoder.from_state(a.get_state())
+    _feed(a, sim, 300, seed=1)
+    _feed(b, sim, 300, seed=1)
+    assert a.get_state() == b.get_state()
+
+
+def test_bad_params():
+    with pytest.raises(ValueError, match="dims"):
+        CommunicationDecoder(dims=0)
+    with pytest.raises(ValueError, match="center"):
+        CommunicationDecoder(center="median")
