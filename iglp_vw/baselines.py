@@ -14,8 +14,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .learner import DEFAULT_CB_ARGS, _INTERACTION_FLAGS, auto_interactions
-from .vw import Features, Workspace, build_args, format_namespaces, split_args
+from .learner import DEFAULT_CB_ARGS
+from .vw import Features, Workspace, cb_arguments, format_namespaces
 
 __all__ = ["RewardCB", "Uniform", "VWNativeIGL"]
 
@@ -60,10 +60,7 @@ class RewardCB:
         ctx = format_namespaces(context, "context")
         acts = [format_namespaces(a, "actions") for a in actions]
         if self._cb is None:
-            tokens = split_args(self.cb_args)
-            if not _INTERACTION_FLAGS.intersection(tokens):
-                tokens += auto_interactions(ctx, acts)
-            self._cb = Workspace(build_args(tokens, seed=self.seed))
+            self._cb = Workspace(cb_arguments(self.cb_args, ctx, acts, self.seed))
         return ["shared " + ctx] + [label + t if i == label_index else t for i, t in enumerate(acts)]
 
     def predict(self, context: Features, actions: Sequence[Features]) -> list:
@@ -123,10 +120,8 @@ class VWNativeIGL:
 
     def _workspace(self, context, actions):
         if self._ws is None:
-            tokens = split_args(self.vw_args)
-            if not _INTERACTION_FLAGS.intersection(tokens):
-                tokens += auto_interactions(format_namespaces(context), [format_namespaces(a) for a in actions])
-            args = build_args("--dsjson --experimental_igl", tokens, seed=self.seed)
+            ctx, acts = format_namespaces(context), [format_namespaces(a) for a in actions]
+            args = cb_arguments(self.vw_args, ctx, acts, self.seed, prefix="--dsjson --experimental_igl")
             from vowpalwabbit import pyvw
 
             self._ws = pyvw.Workspace(args)

@@ -13,7 +13,8 @@ import numpy as np
 
 from .decoder import CommunicationDecoder
 from .ik import InverseKinematics
-from .vw import Features, Workspace, build_args, format_namespaces, namespace_of, split_args
+from .reward import reward_from_test
+from .vw import Features, Workspace, cb_arguments, format_namespaces, namespace_of, split_args
 
 __all__ = ["IGLP", "DEFAULT_CB_ARGS"]
 
@@ -21,39 +22,10 @@ __all__ = ["IGLP", "DEFAULT_CB_ARGS"]
 # ε-greedy with ε = 0.05 had the best worst case against the strongest oracle CB
 # (squarecb was better on synthetic50k but 0.86 of the oracle on digits, and a
 # greedier squarecb collapsed IGL-P to 0.13: the IK then learns its own policy).
-# Interactions are "auto" (see auto_interactions), resolved on the first event.
+# Interactions are "auto" (see vw.auto_interactions), resolved on the first event.
 DEFAULT_CB_ARGS = "--cb_explore_adf --epsilon 0.05"
 
-_INTERACTION_FLAGS = {"-q", "--quadratic", "--interactions", "--cubic", "--experimental_full_name_interactions"}
 _FORMAT_VERSION = 1
-
-
-def _first_chars(text: str) -> list:
-    """First characters of the namespaces in a VW text line (' ' for the default namespace)."""
-    out = []
-    for chunk in text.split("|")[1:]:
-        ch = chunk[:1]
-        out.append(" " if ch in ("", " ") else ch)
-    return out
-
-
-def auto_interactions(context_text: str, action_texts: Sequence[str]) -> list:
-    """Interactions crossing every context namespace with every action namespace, and each
-    context namespace's own second-order terms with them (``--cubic cca``).
-
-    >>> auto_interactions("|User id=1 |x f:1", ["|Action id=0"])
-    ['-q', 'UA', '--cubic', 'UUA', '-q', 'xA', '--cubic', 'xxA']
-    """
-    ctx = [c for c in dict.fromkeys(_first_chars(context_text)) if c != " "]
-    act = []
-    for text in action_texts:
-        act.extend(c for c in _first_chars(text) if c != " ")
-    act = list(dict.fromkeys(act))
-    out = []
-    for c in ctx:
-        for a in act:
-            out += ["-q", c + a, "--cubic", c + c + a]
-    return out
 
 
 class _DefinitelyNegative:
@@ -278,10 +250,7 @@ class IGLP:
 
     def _cb_workspace(self, ctx_text: str, action_texts: Sequence[str]) -> Workspace:
         if self._cb is None:
-            tokens = split_args(self.cb_args)
-            if not _INTERACTION_FLAGS.intersection(tokens):
-                tokens += auto_interactions(ctx_text, action_texts)
-            self._cb_full_args = build_args(tokens, seed=self.seed)
+            self._cb_full_args = cb_arguments(self.cb_args, ctx_text, action_texts, self.seed)
             self._cb = Workspace(self._cb_full_args)
         return self._cb
 
@@ -353,7 +322,7 @@ class IGLP:
         stats[1] = stats[1] * self._decay + weight
 
         negative = extreme and self.states == 3 and self._dn(context, feedback, fb_text)
-        rho = (-1.0 / self.alpha if negative else 1.0) if extreme else 0.0  # Eq. 4
+        rho = reward_from_test(extreme, negative, self.alpha)  # Eq. 4
 
         cb = self._cb_workspace(ctx_text, action_texts)
         cb.learn(self._cb_lines(ctx_text, action_texts, action, f"0:{-rho:.9g}:{prob:.9g} "))

@@ -40,6 +40,15 @@ def inferred_reward(
     >>> inferred_reward(0.5, 0.1), inferred_reward(0.5, 0.1, True, alpha=0.5), inferred_reward(0.15, 0.1)
     (1.0, -2.0, 0.0)
     """
-    if not is_extreme(ik_probability, prior, threshold):
+    return reward_from_test(is_extreme(ik_probability, prior, threshold), definitely_negative, alpha)
+
+
+def reward_from_test(extreme: bool, definitely_negative: bool = False, alpha: float = 1.0) -> float:
+    """Eq. 4 given the outcome of the extreme-event test (per event or per group).
+
+    >>> reward_from_test(False, True), reward_from_test(True), reward_from_test(True, True, 0.25)
+    (0.0, 1.0, -4.0)
+    """
+    if not extreme:
         return 0.0
     return -1.0 / alpha if definitely_negative else 1.0

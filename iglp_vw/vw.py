@@ -130,6 +130,49 @@ def build_args(*parts: Union[str, Sequence[str], None], seed: int = 0, quiet: bo
     return " ".join(shlex.quote(t) for t in tokens)
 
 
+def _first_chars(text: str) -> list:
+    """First characters of the namespaces in a VW text line (' ' for the default namespace)."""
+    out = []
+    for chunk in text.split("|")[1:]:
+        ch = chunk[:1]
+        out.append(" " if ch in ("", " ") else ch)
+    return out
+
+
+def auto_interactions(context_text: str, action_texts: Sequence[str]) -> list:
+    """Interactions crossing every context namespace with every action namespace, and each
+    context namespace's own second-order terms with them (``--cubic cca``).
+
+    >>> auto_interactions("|User id=1 |x f:1", ["|Action id=0"])
+    ['-q', 'UA', '--cubic', 'UUA', '-q', 'xA', '--cubic', 'xxA']
+    """
+    ctx = [c for c in dict.fromkeys(_first_chars(context_text)) if c != " "]
+    act = []
+    for text in action_texts:
+        act.extend(c for c in _first_chars(text) if c != " ")
+    act = list(dict.fromkeys(act))
+    out = []
+    for c in ctx:
+        for a in act:
+            out += ["-q", c + a, "--cubic", c + c + a]
+    return out
+
+
+_INTERACTION_FLAGS = {"-q", "--quadratic", "--interactions", "--cubic", "--experimental_full_name_interactions"}
+
+
+def cb_arguments(cb_args, context_text: str, action_texts: Sequence[str], seed: int = 0, prefix=None) -> str:
+    """The full CB argument string: ``cb_args`` plus auto interactions when it names none.
+
+    >>> cb_arguments("--cb_explore_adf", "|x a:1", ["|A id=1"], seed=2)
+    '--cb_explore_adf -q xA --cubic xxA --random_seed 2 --quiet'
+    """
+    tokens = split_args(prefix) + split_args(cb_args)
+    if not _INTERACTION_FLAGS.intersection(tokens):
+        tokens += auto_interactions(context_text, action_texts)
+    return build_args(tokens, seed=seed)
+
+
 class Workspace:
     """A VW workspace that cannot be driven into VW's crash paths.
 
