@@ -14,21 +14,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .learner import DEFAULT_CB_ARGS
+from .learner import DEFAULT_CB_ARGS, sample_pmf
 from .vw import Features, Workspace, cb_arguments, format_namespaces
 
 __all__ = ["RewardCB", "Uniform", "VWNativeIGL"]
-
-
-def _sample(rng: np.random.Generator, pmf: Sequence[float]):
-    u = rng.random() * sum(pmf)
-    acc = 0.0
-    for i, p in enumerate(pmf):
-        acc += p
-        if u < acc:
-            return i, pmf[i]
-    i = int(np.argmax(pmf))
-    return i, pmf[i]
 
 
 class RewardCB:
@@ -68,7 +57,7 @@ class RewardCB:
         return list(self._cb.predict(lines))
 
     def act(self, context, actions):
-        return _sample(self._rng, self.predict(context, actions))
+        return sample_pmf(self._rng, self.predict(context, actions))
 
     def learn(self, context, actions, action: int, prob: float, feedback) -> float:
         r = float(self.reward(context, feedback))
@@ -88,7 +77,7 @@ class Uniform:
         return [1.0 / len(actions)] * len(actions)
 
     def act(self, context, actions):
-        return _sample(self._rng, self.predict(context, actions))
+        return sample_pmf(self._rng, self.predict(context, actions))
 
     def learn(self, context, actions, action, prob, feedback) -> float:
         return 0.0
@@ -148,7 +137,7 @@ class VWNativeIGL:
         return self._run(event, False, context, actions)
 
     def act(self, context, actions):
-        return _sample(self._rng, self.predict(context, actions))
+        return sample_pmf(self._rng, self.predict(context, actions))
 
     def learn(self, context, actions, action: int, prob: float, feedback) -> float:
         k = len(actions)

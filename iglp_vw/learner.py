@@ -28,6 +28,18 @@ DEFAULT_CB_ARGS = "--cb_explore_adf --epsilon 0.05"
 _FORMAT_VERSION = 1
 
 
+def sample_pmf(rng: np.random.Generator, pmf: Sequence[float]):
+    """Draw ``(index, prob)`` from ``pmf`` with ``rng`` (one uniform draw; robust to rounding)."""
+    u = rng.random() * sum(pmf)
+    acc = 0.0
+    for i, p in enumerate(pmf):
+        acc += p
+        if u < acc:
+            return i, p
+    i = max(range(len(pmf)), key=lambda j: pmf[j])
+    return i, pmf[i]
+
+
 class _DefinitelyNegative:
     """DN(x, y) from a callable or from a set of feedback feature names/values."""
 
@@ -270,15 +282,7 @@ class IGLP:
 
     def act(self, context: Features, actions: Sequence[Features]):
         """Sample an action from the pmf with the learner's seeded generator: ``(index, prob)``."""
-        pmf = self.predict(context, actions)
-        u = self._rng.random() * sum(pmf)
-        acc = 0.0
-        for i, p in enumerate(pmf):
-            acc += p
-            if u < acc:
-                return i, p
-        i = max(range(len(pmf)), key=lambda j: pmf[j])
-        return i, pmf[i]
+        return sample_pmf(self._rng, self.predict(context, actions))
 
     def learn(self, context: Features, actions: Sequence[Features], action: int, prob: float, feedback: Features) -> float:
         """One round of Algorithm 1 for a played (or logged) ``action`` with probability ``prob``.
@@ -342,12 +346,12 @@ class IGLP:
     def _decoder_weight(self, action: int, prob: float, uniform_weight: float) -> float:
         """Importance weight of this event in the decoder's counts.
 
-        ``"uniform"``: ``1/(K p)``, as for the IK. ``"marginal"`` (default): towards
+        ``"uniform"`` (default): ``1/(K p)``, as for the IK. ``"marginal"``: towards
         the running marginal action distribution q̂(a), ``q̂(a)/p``. Rewards are
         rare under any policy that ignores the context (not only the uniform
         one), and while the CB has not learned yet its greedy action is such a
-        policy: its events then weigh ~1 instead of 1/K, and the decoder sees
-        K/ε times more effective data (measured in docs/ik-design.md).
+        policy: its events then weigh ~1 instead of 1/K. Measured no better than
+        ``"uniform"`` (docs/ik-design.md), hence not the default.
         """
         if self.decoder_reference == "uniform":
             return uniform_weight
