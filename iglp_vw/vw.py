@@ -184,12 +184,16 @@ class Workspace:
     args
         VW command line (without ``-i``/``-f``).
     model_file
-        Optional path of a saved model to load (``-i``).
+        Optional path of a saved model to load (``-i``); its performance counters are kept.
     """
 
     def __init__(self, args: str, model_file: Union[str, os.PathLike, None] = None):
         self.args = args
-        full = args if model_file is None else f"{args} -i {shlex.quote(os.fspath(model_file))}"
+        # --preserve_performance_counters: a reloaded model keeps its example counts, so a model
+        # saved after resuming is byte-identical to one trained without interruption.
+        full = args if model_file is None else (
+            f"{args} --preserve_performance_counters -i {shlex.quote(os.fspath(model_file))}"
+        )
         try:
             self._ws = pyvw.Workspace(full)
         except Exception as err:  # VW raises RuntimeError / its own types on bad flags

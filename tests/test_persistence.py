@@ -44,20 +44,9 @@ def test_continued_training_after_reload_matches_uninterrupted(digits, tmp_path)
     state_a = json.loads((tmp_path / "a" / "state.json").read_text())
     state_b = json.loads((tmp_path / "b" / "state.json").read_text())
     assert state_a["decoder"] == state_b["decoder"] and state_a["rng"] == state_b["rng"]
-    # Known gap (VW 9.11.9): an `--oaa --probabilities --loss_function logistic` model reloaded
-    # with -i does not continue bit-identically (plain --oaa does); its probabilities drift by
-    # ~1e-3, which changed no decision here. The CB continues exactly.
-    for code, (sa, wa) in state_a["group_stats"].items():
-        sb, wb = state_b["group_stats"][code]
-        assert sa / wa == pytest.approx(sb / wb, rel=1e-2)
-    for t, rnd in enumerate(sim):
-        if t >= 50:
-            break
-        assert straight.predict(rnd["context"], rnd["actions"]) == reloaded.predict(rnd["context"], rnd["actions"])
-        ctx = format_namespaces(rnd["context"])
-        for code in ("g0", "g1", "u"):
-            ours, theirs = straight._ik.predict(ctx, code, t % 10), reloaded._ik.predict(ctx, code, t % 10)
-            assert ours == pytest.approx(theirs, abs=1e-2)
+    assert state_a["group_stats"] == state_b["group_stats"]
+    for name in ("cb.model", "ik.model", "ik_prior.model"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 
 def test_saved_cb_model_loads_in_plain_vw(tmp_path, context, actions):
