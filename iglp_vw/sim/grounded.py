@@ -56,6 +56,11 @@ def load_dataset(name: str, seed: int = 0, path: Optional[str] = None):
         opener = gzip.open if p.suffix == ".gz" else open
         with opener(p, "rt") as fh:
             frame = pd.read_csv(fh, header=None)
+        if frame.shape[1] != 55:
+            raise ValueError(f"{p}: expected 55 comma-separated columns (54 features, class), got {frame.shape[1]}")
+        labels = frame.iloc[:, -1]
+        if not labels.between(1, 7).all():
+            raise ValueError(f"{p}: column 55 (class) must be 1..7, line {int((~labels.between(1, 7)).idxmax()) + 1}")
         X = frame.iloc[:, :-1].to_numpy(float)
         X = X / np.maximum(np.abs(X).max(axis=0), 1e-12)
         return X, frame.iloc[:, -1].to_numpy(int) - 1
