@@ -72,5 +72,176 @@ def grounded(dataset, covertype_path, passes, users, words, bizarro_share, seed,
         click.echo(f"saved IGL-P model to {model_dir}")
 
 
+_DATASET = click.option("--dataset", type=click.Choice(["digits", "synthetic50k", "covertype"]), default="digits",
+                        show_default=True, help="Classification data behind the simulation.")
+
+
+def _fail(message: str, code: int = 2):
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+@main.command()
+@click.argument("logs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--model-dir", required=True, type=click.Path(file_okay=False), help="Where the models are written.")
+@click.option("--states", type=click.Choice(["2", "3"]), default="2", show_default=True,
+              help="Latent states: 2 (reward 0 or 1) or 3 (also -1/alpha for definitely-negative feedback).")
+@click.option("--alpha", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
+              help="Definitely-negative extreme events get reward -1/alpha (--states 3).")
+@click.option("--definitely-negative", "definitely_negative", multiple=True, metavar="FEAT",
+              help="Feedback feature name or value that is definitely negative (repeatable; --states 3). "
+                   "DSJSON outcomes with \"_definitely_bad\": true always are.")
+@click.option("--cb-args", default=DEFAULT_CB_ARGS, show_default=True, help="VW arguments of the contextual bandit.")
+@click.option("--ik-args", default=None, help="Extra VW arguments of the IK models (e.g. '-b 20').")
+@click.option("--num-actions", type=click.IntRange(1), default=None,
+              help="Largest action set (IK classes); default: the first event's.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--user-namespace", default="User", show_default=True, help="Context namespace that says whose feedback it is.")
+@click.option("--feedback-namespace", default="Feedback", show_default=True,
+              help="Shared-line namespace holding the feedback in VW text logs (removed from the CB's context).")
+@click.option("--feedback-from-cost", is_flag=True,
+              help="Events with no feedback use their logged cost as the feedback value (logs that carry only _label_cost).")
+@click.option("--format", "fmt", type=click.Choice(["auto", "text", "dsjson"]), default="auto", show_default=True)
+@click.option("--checkpoint-every", type=click.IntRange(0), default=0, show_default=True,
+              help="Write models and position atomically every N events (0: at the end only).")
+@click.option("--resume", is_flag=True, help="Continue from the checkpoint in --model-dir.")
+@click.option("--on-bad-line", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
+              help="fail: stop with exit code 2 at a malformed event (models as of the last good event kept); "
+                   "skip: skip, count and report it.")
+@click.option("--trace", type=click.Path(dir_okay=False), default=None,
+              help="Write one row per event (CSV, or Parquet for .parquet) with the inferred reward and the IK's P.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Stop after N events (resume later with --resume).")
+def replay(logs, model_dir, states, alpha, definitely_negative, cb_args, ik_args, num_actions, seed, user_namespace,
+           feedback_namespace, feedback_from_cost, fmt, checkpoint_every, resume, on_bad_line, trace, limit):
+    """Learn an IGL-P policy offline from logged events (VW text ADF or DSJSON, gzip or not).
+
+    Streams LOGS through Algorithm 1 off-policy: the IK learns which action was shown
+    from (context, feedback), the inferred reward trains the CB (in VW's own driver,
+    on the other core). Prints the share of inferred rewards +1/0/-1, overall and
+    per feedback value.
+    """
+    from .logs import LogError, UnsupportedLogError
+    from .replay import CheckpointError, replay as run_replay
+
+    params = {"states": int(states), "alpha": alpha, "cb_args": cb_args, "ik_args": ik_args, "seed": seed,
+              "user_namespace": user_namespace}
+    if definitely_negative:
+        params["definitely_negative"] = sorted(definitely_negative)
+    if num_actions:
+        params["num_actions"] = num_actions
+    try:
+        summary = run_replay(
+            logs, model_dir, learner_params=params, fmt=None if fmt == "auto" else fmt,
+            feedback_namespace=feedback_namespace, feedback_from_cost=feedback_from_cost,
+            checkpoint_every=checkpoint_every, resume=resume, on_bad_line=on_bad_line, trace=trace, limit=limit,
+            progress=True,
+        )
+    except LogError as err:
+        _fail(f"{err}\nmodels as of the last good event are in {model_dir}")
+    except (UnsupportedLogError, CheckpointError, FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+    click.echo(summary.report())
+    if summary.events and not summary.with_feedback:
+        click.echo(
+            "warning: no event carried feedback (no Feedback namespace / no 'o' outcomes), so every event's "
+            "feedback is 'none' and nothing about the reward can be learned. For logs with only a cost, "
+            "use --feedback-from-cost.", err=True,
+        )
+    click.echo(f"saved models to {model_dir}")
+
+
+@main.command()
+@click.argument("logs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--model-dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Output file (default: standard output).")
+@click.option("--on-bad-line", type=click.Choice(["fail", "skip"]), default="fail", show_default=True)
+@click.option("--feedback-namespace", default="Feedback", show_default=True)
+def predict(logs, model_dir, out, on_bad_line, feedback_namespace):
+    """Score logged events with a learned policy: one JSON line per event.
+
+    Each line: {"file", "line", "pmf", "action", "prob"}, the action drawn from the
+    pmf with the model's seeded generator.
+    """
+    from .logs import LogError, UnsupportedLogError
+    from .replay import predict_log
+
+    fh = open(out, "w") if out else sys.stdout
+    try:
+        counts = predict_log(model_dir, logs, fh, on_bad_line, feedback_namespace)
+    except LogError as err:
+        _fail(str(err))
+    except (UnsupportedLogError, FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+    finally:
+        if out:
+            fh.close()
+    if counts.get("bad_lines"):
+        click.echo(f"skipped {counts['bad_lines']} bad events", err=True)
+
+
+@main.command()
+@click.argument("logs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--model-dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The relabelled log (same format).")
+@click.option("--trace", type=click.Path(dir_okay=False), default=None, help="Per-event CSV with the IK's probabilities.")
+@click.option("--online", is_flag=True, help="Keep learning the IK and decoder while labelling (as replay does).")
+@click.option("--keep-feedback", is_flag=True, help="Keep the feedback namespace in text logs' shared lines.")
+@click.option("--on-bad-line", type=click.Choice(["fail", "skip"]), default="fail", show_default=True)
+@click.option("--feedback-namespace", default="Feedback", show_default=True)
+@click.option("--feedback-from-cost", is_flag=True)
+def label(logs, model_dir, out, trace, online, keep_feedback, on_bad_line, feedback_namespace, feedback_from_cost):
+    """Rewrite logs with IGL-P's inferred reward as the VW cost label (cost = -reward).
+
+    Any CB (VW's own, or your recommender's) then trains on learned rewards instead
+    of a hand-weighted formula: `python -m vowpalwabbit --cb_explore_adf -d OUT`.
+    """
+    from .logs import LogError, UnsupportedLogError
+    from .replay import label_log
+
+    try:
+        summary = label_log(model_dir, logs, out, on_bad_line, trace, online, feedback_namespace, feedback_from_cost,
+                            keep_feedback)
+    except LogError as err:
+        _fail(str(err))
+    except (UnsupportedLogError, FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+    click.echo(summary.report())
+    click.echo(f"wrote {out}")
+
+
+@main.group()
+def simulate():
+    """Write simulated logs (with the logging policy's probabilities) for replay."""
+
+
+@simulate.command("grounded")
+@_DATASET
+@click.option("--covertype-path", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--passes", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--users", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--words", type=click.IntRange(2), default=100, show_default=True)
+@click.option("--bizarro-share", type=click.FloatRange(0, 1), default=0.5, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Log to write (.gz: gzipped).")
+@click.option("--format", "fmt", type=click.Choice(["text", "dsjson"]), default="text", show_default=True)
+@click.option("--logging", "policy", type=click.Choice(["uniform", "naive"]), default="uniform", show_default=True,
+              help="Logging policy: uniform, or an epsilon-greedy CB fed the naive reward (good word = 1).")
+@click.option("--events", type=click.IntRange(1), default=None, help="Stop after N events.")
+@click.option("--truth", type=click.Path(dir_okay=False), default=None,
+              help="CSV of each event's hidden label, user type and true reward.")
+def simulate_grounded(dataset, covertype_path, passes, users, words, bizarro_share, seed, out, fmt, policy, events, truth):
+    """The grounded simulation (sec. 4.1) as a logged trace."""
+    from .sim import GroundedSimulation, load_dataset
+    from .sim.logging import write_log
+
+    try:
+        X, y = load_dataset(dataset, seed=seed, path=covertype_path)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--dataset") from None
+    sim = GroundedSimulation(X, y, n_users=users, n_words=words, bizarro_share=bizarro_share, passes=passes, seed=seed)
+    n = write_log(sim, out, fmt=fmt, policy=policy, seed=seed, limit=events, truth=truth)
+    click.echo(f"wrote {n} events ({fmt}, {policy} logging) to {out}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

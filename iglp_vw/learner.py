@@ -291,7 +291,37 @@ class IGLP:
         logging policy's probability; on-policy, the one :meth:`predict` gave.
         """
         ctx_text, action_texts = self._format(context, actions)
-        k = len(action_texts)
+        rho = self._learn_reward(context, ctx_text, len(action_texts), action, prob, feedback)
+        cb = self._cb_workspace(ctx_text, action_texts)
+        cb.learn(self._cb_lines(ctx_text, action_texts, action, f"0:{-rho:.9g}:{prob:.9g} "))
+        return rho
+
+    def learn_reward(self, context: Features, num_candidates: int, action: int, prob: float, feedback: Features) -> float:
+        """:meth:`learn` without the CB update: the IK, the decoder and ρ̂.
+
+        For off-policy replay, where the logged action and probability are given
+        and the IK's stream does not depend on the CB, so the CB can learn
+        elsewhere (``iglp_vw.replay`` feeds it to VW's own driver) from
+        ``cost = -ρ̂``. ``num_candidates`` is the size of the event's action set.
+        """
+        ctx_text = format_namespaces(context, "context")
+        if ctx_text and not ctx_text.startswith("|"):
+            raise ValueError(f"`context` as VW text must start with '|', got {ctx_text[:80]!r}")
+        if not isinstance(num_candidates, (int, np.integer)) or not 0 < num_candidates <= self.num_actions:
+            raise ValueError(f"`num_candidates` must be in [1, {self.num_actions}], got {num_candidates!r}")
+        return self._learn_reward(context, ctx_text, int(num_candidates), action, prob, feedback)
+
+    def infer_reward(self, context: Features, num_candidates: int, action: int, prob: float, feedback: Features) -> float:
+        """ρ̂ for one event from the models as they are, learning nothing (``iglp-vw label``).
+
+        Same test as :meth:`learn`: the group's running mean ratio (or the
+        event's own, per ``extreme_test``). ``self.last`` describes the event.
+        """
+        return self._learn_reward(
+            context, format_namespaces(context, "context"), int(num_candidates), action, prob, feedback, update=False
+        )
+
+    def _learn_reward(self, context, ctx_text, k, action, prob, feedback, update=True) -> float:
         if not isinstance(action, (int, np.integer)) or not 0 <= action < k:
             raise ValueError(f"`action` must be an index in [0, {k}), got {action!r}")
         if not (isinstance(prob, (int, float, np.floating)) and 0 < prob <= 1):
@@ -303,7 +333,10 @@ class IGLP:
         weight = 1.0 / (k * prob)  # line 9: synthetic uniform distribution
         code = self._decoder.code(user, fb_key)
         fb_tokens = " ".join(t for t in fb_text.split() if not t.startswith("|")) if self.ik_feedback else ""
-        ik_probability, learned_prior = self._ik.learn(ctx_text, code, action, weight, fb_tokens)  # lines 10, 19
+        if update:
+            ik_probability, learned_prior = self._ik.learn(ctx_text, code, action, weight, fb_tokens)  # lines 10, 19
+        else:
+            ik_probability, learned_prior = self._ik.predict(ctx_text, code, action, fb_tokens)
         prior = learned_prior if self.prior == "learned" else 1.0 / k
         ratio = ik_probability / max(prior, 1e-12)
         stats = self._group_stats.get(code)
@@ -320,18 +353,18 @@ class IGLP:
             extreme = group_extreme
         else:
             extreme = group_extreme or event_extreme
-        if stats is None:
-            stats = self._group_stats[code] = [0.0, 0.0]
-        stats[0] = stats[0] * self._decay + weight * ratio
-        stats[1] = stats[1] * self._decay + weight
+        if update:
+            if stats is None:
+                stats = self._group_stats[code] = [0.0, 0.0]
+            stats[0] = stats[0] * self._decay + weight * ratio
+            stats[1] = stats[1] * self._decay + weight
 
         negative = extreme and self.states == 3 and self._dn(context, feedback, fb_text)
         rho = reward_from_test(extreme, negative, self.alpha)  # Eq. 4
 
-        cb = self._cb_workspace(ctx_text, action_texts)
-        cb.learn(self._cb_lines(ctx_text, action_texts, action, f"0:{-rho:.9g}:{prob:.9g} "))
-        self._decoder.update(user, fb_key, self._decoder_weight(action, prob, weight))
-        self.n_learned += 1
+        if update:
+            self._decoder.update(user, fb_key, self._decoder_weight(action, prob, weight))
+            self.n_learned += 1
         self.last = {
             "ik_probability": ik_probability,
             "prior": prior,

@@ -1,0 +1,488 @@
+"""Readers of logged bandit events: VW text multiline ADF and VW's DSJSON (gzip accepted).
+
+Both give the same :class:`Event`: the context and the actions as VW text, the
+logged action (0-based) and its logging probability, and the feedback as VW text.
+A malformed event becomes a :class:`LogError` naming file, line and field; the
+readers yield it in the event's place (they never raise for one bad event), so a
+caller decides whether to stop or to skip it, and no valid event around it is lost.
+Nothing read here reaches VW before it has been checked, so no log can reach one
+of VW's crash paths.
+
+VW text ADF (what ``--cb_explore_adf`` reads)::
+
+    shared |User id=u17 |x f0:0.31 |Feedback like
+    |Action id=0
+    0:0:0.1 |Action id=1
+    |Action id=2
+    <blank line>
+
+The labelled line is the action shown, ``[index]:cost:probability``; the feedback
+is the shared line's ``Feedback`` namespace (``feedback_namespace``), taken out of
+the context. No feedback namespace means "no feedback" (:data:`NO_FEEDBACK`).
+
+DSJSON (Decision Service logs, the input of VW's ``--dsjson``): one JSON object per
+line, ``c`` the context with ``_multi`` the actions, ``_labelIndex`` (0-based; else
+``_label_Action``, 1-based) the action shown, ``_label_probability`` its probability,
+``o`` the outcomes, each ``{"v": {...}, "_definitely_bad": bool}`` as for VW's
+``--experimental_igl``. Features become VW text as VW's JSON parser names them: a
+string value ``"id": "u17"`` is the feature ``idu17``, a number ``"f": 0.3`` is
+``f:0.3``, ``true`` is ``f``, a nested object is a namespace; ``_``-prefixed keys
+are ignored (``_text`` is split into words).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Optional, Union
+
+__all__ = [
+    "Event",
+    "LogError",
+    "UnsupportedLogError",
+    "NO_FEEDBACK",
+    "DEFINITELY_BAD",
+    "detect_format",
+    "open_log",
+    "read_events",
+    "format_text_event",
+    "format_dsjson_event",
+]
+
+# The feedback of an event that carries none: "no feedback" is itself a feedback value.
+NO_FEEDBACK = "|Feedback none"
+# Feature added to an event's feedback when a DSJSON outcome says ``"_definitely_bad": true``.
+DEFINITELY_BAD = "_definitely_bad"
+
+FORMATS = ("text", "dsjson")
+
+
+class LogError(ValueError):
+    """A malformed event: ``path:line: field: message``."""
+
+    def __init__(self, path, line: int, field: str, message: str):
+        self.path, self.line, self.field, self.message = str(path), int(line), field, message
+        super().__init__(f"{self.path}:{self.line}: {field}: {message}")
+
+
+class UnsupportedLogError(ValueError):
+    """A log of a kind this tool does not learn from (CCB, slates)."""
+
+
+@dataclass
+class Event:
+    """One logged decision.
+
+    ``context`` and ``actions`` are VW text (namespaces, no labels), ``action`` the
+    index of the action shown, ``prob`` its logging probability, ``feedback`` VW
+    text. ``raw`` keeps what the writers need to write the event back
+    (the text lines, or the parsed JSON object).
+    """
+
+    path: str
+    line: int
+    context: str
+    actions: list
+    action: int
+    prob: float
+    feedback: str
+    cost: Optional[float] = None
+    has_feedback: bool = True
+    pmf: Optional[list] = None
+    raw: object = field(default=None, repr=False)
+    end_line: int = 0
+
+
+def open_log(path) -> io.TextIOBase:
+    """Open a log as text, gunzipping when it is gzip (by its magic bytes, not its name)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such log file")
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    if magic == b"\x1f\x8b":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
+    return open(path, "r", encoding="utf-8", errors="replace")
+
+
+def detect_format(path) -> str:
+    """``"dsjson"`` when the first non-blank character is ``{``, else ``"text"``."""
+    with open_log(path) as fh:
+        try:
+            for line in fh:
+                stripped = line.strip()
+                if stripped:
+                    return "dsjson" if stripped.startswith("{") else "text"
+        except (OSError, EOFError) as err:
+            raise LogError(path, 1, "file", f"cannot be read: {err}") from None
+    return "text"
+
+
+def read_events(
+    path,
+    fmt: Optional[str] = None,
+    feedback_namespace: str = "Feedback",
+    feedback_from_cost: bool = False,
+    skip_lines: int = 0,
+) -> Iterator[Union[Event, LogError]]:
+    """Yield the events of one log, a :class:`LogError` in place of each bad one.
+
+    ``fmt``: ``"text"``, ``"dsjson"`` or ``None`` to detect it. ``skip_lines``:
+    resume after that many lines (a checkpoint's position). ``feedback_from_cost``:
+    for logs that carry only a cost (Decision Service ``_label_cost``, or the text
+    label's cost), the logged cost is the feedback value (``|Feedback cost=-1``) of
+    events that have no other feedback.
+    """
+    fmt = fmt or detect_format(path)
+    if fmt not in FORMATS:
+        raise ValueError(f"log format must be one of {FORMATS}, got {fmt!r}")
+    reader = _read_text if fmt == "text" else _read_dsjson
+    with open_log(path) as fh:
+        try:
+            yield from reader(str(path), fh, feedback_namespace, feedback_from_cost, skip_lines)
+        except (OSError, EOFError) as err:  # a truncated or corrupt gzip stream
+            yield LogError(path, 0, "file", f"cannot be read to the end: {err}")
+
+
+# ---------------------------------------------------------------------------- text
+
+
+def _check_features(path, line_no, text: str, where: str) -> Optional[LogError]:
+    """Check VW text features (``|ns[:w] name[:value] ...``) so VW never sees a malformed one."""
+    for chunk in text.split("|")[1:]:
+        tokens = chunk.split()
+        if not chunk or chunk[0] in " \t":
+            head, tokens = " ", tokens  # default namespace
+        else:
+            head, tokens = tokens[0], tokens[1:]
+            if ":" in head:
+                name, _, weight = head.partition(":")
+                if not _finite(weight):
+                    return LogError(path, line_no, f"{where} namespace {name}", f"weight {weight!r} is not a finite number")
+        for token in tokens:
+            if ":" in token:
+                name, _, value = token.rpartition(":")
+                if not _finite(value) or ":" in name:
+                    return LogError(path, line_no, f"{where} feature", f"{token!r} is not name or name:number")
+    return None
+
+
+def _finite(value: str) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except ValueError:
+        return False
+
+
+def _split_label(line: str):
+    """``'0:1:0.5 tag|Action a'`` -> ``('0:1:0.5', '|Action a')`` (label text, features)."""
+    bar = line.find("|")
+    if bar < 0:
+        return line.strip(), ""
+    return line[:bar].strip(), line[bar:].rstrip()
+
+
+def _parse_text_event(path, lines, first_line, feedback_namespace, feedback_from_cost) -> Union[Event, LogError]:
+    shared = None
+    start = 0
+    if lines[0].startswith("shared"):
+        head, shared = _split_label(lines[0][len("shared"):])
+        if head:
+            return LogError(path, first_line, "shared", f"unexpected {head!r} before the shared features")
+        start = 1
+    if start == len(lines):
+        return LogError(path, first_line, "actions", "event has a shared line but no action lines")
+    context_chunks, feedback_chunks = [], []
+    if shared:
+        err = _check_features(path, first_line, shared, "shared")
+        if err:
+            return err
+        for chunk in shared.split("|")[1:]:
+            name = chunk.split(None, 1)[0].split(":")[0] if chunk.strip() and chunk[0] not in " \t" else ""
+            (feedback_chunks if name == feedback_namespace else context_chunks).append("|" + chunk.strip())
+    actions, labelled, cost, prob = [], None, None, None
+    for i, line in enumerate(lines[start:]):
+        line_no = first_line + start + i
+        label, feats = _split_label(line)
+        if label.startswith("shared"):
+            return LogError(path, line_no, "shared", "a shared line must be the event's first line")
+        err = _check_features(path, line_no, feats, "action")
+        if err:
+            return err
+        if label:
+            parts = label.split()[0].split(":")
+            if len(parts) not in (2, 3):
+                return LogError(path, line_no, "label", f"{label!r} is not [index:]cost:probability")
+            if labelled is not None:
+                return LogError(path, line_no, "label", f"label on two actions (lines {first_line + start + labelled} and {line_no})")
+            try:
+                cost = float(parts[-2])
+            except ValueError:
+                return LogError(path, line_no, "cost", f"{parts[-2]!r} is not a number")
+            try:
+                prob = float(parts[-1])
+            except ValueError:
+                return LogError(path, line_no, "probability", f"{parts[-1]!r} is not a number")
+            if not 0 < prob <= 1:
+                return LogError(path, line_no, "probability", f"{prob!r} is outside (0, 1]")
+            labelled = i
+        actions.append(feats)
+    if labelled is None:
+        return LogError(path, first_line, "label", "missing label: no action line carries index:cost:probability")
+    has_feedback = bool(feedback_chunks)
+    if has_feedback:
+        feedback = " ".join(feedback_chunks)
+    elif feedback_from_cost:
+        feedback = f"|{feedback_namespace} cost={cost:g}"
+        has_feedback = True
+    else:
+        feedback = NO_FEEDBACK
+    return Event(
+        path, first_line, " ".join(context_chunks), actions, labelled, prob, feedback, cost, has_feedback,
+        raw=lines, end_line=first_line + len(lines) - 1,
+    )
+
+
+def _read_text(path, fh, feedback_namespace, feedback_from_cost, skip_lines):
+    lines, first = [], 0
+    line_no = 0
+    for raw in fh:
+        line_no += 1
+        if line_no <= skip_lines:
+            continue
+        line = raw.rstrip("\r\n")
+        if line.strip():
+            if not lines:
+                first = line_no
+            lines.append(line)
+            continue
+        if lines:
+            yield _parse_text_event(path, lines, first, feedback_namespace, feedback_from_cost)
+            lines = []
+    if lines:
+        yield _parse_text_event(path, lines, first, feedback_namespace, feedback_from_cost)
+
+
+def format_text_event(event: Event, cost: Optional[float] = None, feedback_namespace: Optional[str] = "Feedback") -> str:
+    """The event as VW text ADF (ending in a blank line), with ``cost`` on the shown action.
+
+    The feedback namespace is left out unless ``feedback_namespace`` is ``None``
+    (then the shared line is written as logged), so a CB trained on the output
+    does not see the feedback as a context feature.
+    """
+    cost = event.cost if cost is None else cost
+    out = []
+    if event.context or (feedback_namespace is None and event.has_feedback):
+        ctx = event.context
+        if feedback_namespace is None and event.has_feedback and event.feedback != NO_FEEDBACK:
+            ctx = f"{ctx} {event.feedback}".strip()
+        out.append(f"shared {ctx}")
+    for i, text in enumerate(event.actions):
+        out.append(f"0:{_num(cost)}:{_num(event.prob)} {text}" if i == event.action else text)
+    return "\n".join(out) + "\n\n"
+
+
+def _num(x: float) -> str:
+    return f"{x:.9g}" if x != 0 else "0"
+
+
+# -------------------------------------------------------------------------- DSJSON
+
+_DS_METADATA = {"EventId", "ActionTaken", "Timestamp"}
+
+
+def _escape(s: str) -> str:
+    for ch in " \t|:":
+        if ch in s:
+            s = s.replace(ch, "_")
+    return s
+
+
+def _namespaces(obj: dict, ns: str, out: dict, where: str, path, line_no):
+    """VW JSON semantics: ``obj``'s features into ``out[ns]``; nested objects are namespaces."""
+    feats = out.setdefault(ns, [])
+    for key, value in obj.items():
+        if not isinstance(key, str) or key.startswith("_"):
+            if key == "_text" and isinstance(value, str):
+                feats.extend(_escape(w) for w in value.split())
+            continue
+        name = _escape(key)
+        if isinstance(value, bool):
+            if value:
+                feats.append(name)
+        elif isinstance(value, (int, float)):
+            if not math.isfinite(value):
+                raise LogError(path, line_no, f"{where}.{key}", f"{value!r} is not a finite number")
+            if value:
+                feats.append(f"{name}:{value!r}")
+        elif isinstance(value, str):
+            feats.append(name + _escape(value))
+        elif isinstance(value, dict):
+            _namespaces(value, name, out, f"{where}.{key}", path, line_no)
+        elif isinstance(value, list):
+            for j, item in enumerate(value):
+                if isinstance(item, dict):
+                    _namespaces(item, name, out, f"{where}.{key}[{j}]", path, line_no)
+                elif isinstance(item, (int, float)) and not isinstance(item, bool):
+                    if not math.isfinite(item):
+                        raise LogError(path, line_no, f"{where}.{key}[{j}]", f"{item!r} is not a finite number")
+                    if item:
+                        out.setdefault(name, []).append(f"{j}:{item!r}")
+                else:
+                    raise LogError(path, line_no, f"{where}.{key}[{j}]", f"unsupported value {item!r}")
+        elif value is not None:
+            raise LogError(path, line_no, f"{where}.{key}", f"unsupported value {value!r}")
+
+
+def _vw_text(obj: dict, where: str, path, line_no) -> str:
+    out: dict = {}
+    _namespaces(obj, " ", out, where, path, line_no)
+    parts = []
+    for ns, feats in out.items():
+        if feats:
+            parts.append(("| " if ns == " " else f"|{ns} ") + " ".join(feats))
+    return " ".join(parts)
+
+
+def _int(value) -> Optional[int]:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _parse_dsjson_event(path, line, line_no, feedback_from_cost) -> Union[Event, LogError, None]:
+    try:
+        obj = json.loads(line)
+    except (json.JSONDecodeError, RecursionError) as err:
+        return LogError(path, line_no, "json", f"broken JSON: {err}")
+    if not isinstance(obj, dict):
+        return LogError(path, line_no, "json", f"an event must be a JSON object, got {type(obj).__name__}")
+    if "_outcomes" in obj or (isinstance(obj.get("c"), dict) and "_slots" in obj["c"]):
+        raise UnsupportedLogError(
+            f"{path}:{line_no}: this is a CCB or slates event (it has _slots/_outcomes); iglp-vw learns "
+            "from contextual-bandit events only (one action chosen from '_multi')"
+        )
+    if obj.get("_skipLearn") is True:
+        return None
+    c = obj.get("c")
+    if not isinstance(c, dict):
+        return LogError(path, line_no, "c", "missing context object 'c'")
+    multi = c.get("_multi")
+    if not isinstance(multi, list) or not multi or not all(isinstance(a, dict) for a in multi):
+        return LogError(path, line_no, "c._multi", "missing or empty action list (a list of objects)")
+    index = _int(obj.get("_labelIndex"))
+    if index is None and "_labelIndex" in obj:
+        return LogError(path, line_no, "_labelIndex", f"{obj['_labelIndex']!r} is not an integer")
+    if index is None:
+        action_id = _int(obj.get("_label_Action"))
+        if action_id is None:
+            return LogError(path, line_no, "_labelIndex", "missing label: neither _labelIndex nor _label_Action")
+        index = action_id - 1
+    if not 0 <= index < len(multi):
+        return LogError(path, line_no, "_labelIndex", f"action index {index} is out of range for {len(multi)} actions")
+    prob = obj.get("_label_probability")
+    if isinstance(prob, bool) or not isinstance(prob, (int, float)):
+        return LogError(path, line_no, "_label_probability", f"missing or not a number: {prob!r}")
+    if not 0 < prob <= 1:
+        return LogError(path, line_no, "_label_probability", f"{prob!r} is outside (0, 1]")
+    cost = obj.get("_label_cost")
+    if cost is not None and (isinstance(cost, bool) or not isinstance(cost, (int, float)) or not math.isfinite(cost)):
+        return LogError(path, line_no, "_label_cost", f"{cost!r} is not a number")
+    try:
+        context = _vw_text({k: v for k, v in c.items() if k != "_multi"}, "c", path, line_no)
+        actions = [_vw_text(a, f"c._multi[{i}]", path, line_no) for i, a in enumerate(multi)]
+        feedback, has_feedback = _outcomes(obj.get("o"), path, line_no)
+    except LogError as err:
+        return err
+    if not has_feedback and feedback_from_cost and cost is not None:
+        feedback, has_feedback = f"|v cost={cost:g}", True
+    return Event(
+        path, line_no, context, actions, index, float(prob), feedback,
+        None if cost is None else float(cost), has_feedback, pmf=_logged_pmf(obj, len(multi)), raw=obj,
+        end_line=line_no,
+    )
+
+
+def _outcomes(outcomes, path, line_no):
+    if outcomes is None or outcomes == []:
+        return NO_FEEDBACK, False
+    if not isinstance(outcomes, list):
+        raise LogError(path, line_no, "o", f"outcomes must be a list, got {type(outcomes).__name__}")
+    namespaces: dict = {}
+    bad = False
+    for i, outcome in enumerate(outcomes):
+        if not isinstance(outcome, dict):
+            raise LogError(path, line_no, f"o[{i}]", f"an outcome must be an object, got {outcome!r}")
+        for key, value in outcome.items():
+            if key == "_definitely_bad":
+                if not isinstance(value, bool):
+                    raise LogError(path, line_no, f"o[{i}]._definitely_bad", f"must be true or false, got {value!r}")
+                bad = bad or value
+            elif key.startswith("_") or key in _DS_METADATA:
+                continue
+            elif isinstance(value, dict):
+                _namespaces(value, _escape(key), namespaces, f"o[{i}].{key}", path, line_no)
+            elif key == "v" and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise LogError(path, line_no, f"o[{i}].v", f"{value!r} is not a finite number")
+                namespaces.setdefault("v", []).append(f"v={_escape(str(value))}")
+            else:
+                raise LogError(path, line_no, f"o[{i}].{key}", f"unknown feedback field {key!r}")
+    if bad:
+        namespaces.setdefault("v", []).append(DEFINITELY_BAD)
+    parts = [f"|{ns} " + " ".join(feats) for ns, feats in namespaces.items() if feats]
+    if not parts:
+        return NO_FEEDBACK, False
+    return " ".join(parts), True
+
+
+def _logged_pmf(obj, k) -> Optional[list]:
+    """The logging pmf in action-index order from ``a`` (action ids) and ``p``, when both are usable."""
+    a, p = obj.get("a"), obj.get("p")
+    if not (isinstance(a, list) and isinstance(p, list) and len(a) == len(p) == k):
+        return None
+    ids = [_int(x) for x in a]
+    if any(x is None for x in ids) or sorted(ids) not in (list(range(k)), list(range(1, k + 1))):
+        return None
+    base = min(ids)
+    pmf = [0.0] * k
+    for x, q in zip(ids, p):
+        if isinstance(q, bool) or not isinstance(q, (int, float)):
+            return None
+        pmf[x - base] = float(q)
+    return pmf
+
+
+def _read_dsjson(path, fh, feedback_namespace, feedback_from_cost, skip_lines):
+    for line_no, line in enumerate(fh, 1):
+        if line_no <= skip_lines or not line.strip():
+            continue
+        event = _parse_dsjson_event(path, line, line_no, feedback_from_cost)
+        if event is not None:
+            yield event
+
+
+def format_dsjson_event(event: Event, cost: Optional[float] = None) -> str:
+    """The event as one DSJSON line with ``_label_cost`` set to ``cost``.
+
+    The logged cost is kept in ``_original_label_cost`` (as Decision Service does),
+    and ``o`` is written before ``c`` (VW crashes on IGL events the other way round).
+    """
+    obj = dict(event.raw)
+    if cost is not None:
+        if "_original_label_cost" not in obj and event.cost is not None:
+            obj["_original_label_cost"] = event.cost
+        obj["_label_cost"] = cost
+    if "o" in obj and "c" in obj:
+        ordered = {k: v for k, v in obj.items() if k not in ("o", "c")}
+        obj = {"o": obj["o"], **ordered, "c": obj["c"]}
+    return json.dumps(obj, separators=(",", ":")) + "\n"

@@ -1,0 +1,554 @@
+"""Offline replay of logged events through Algorithm 1, and the other batch jobs over logs.
+
+In off-policy replay the logged action and its probability are given, so the IK's
+stream never depends on the CB. :func:`replay` therefore splits Algorithm 1 in two
+processes: this one runs the IK, the decoder and the inferred reward
+(:meth:`IGLP.learn_reward`) and writes each event, with cost ``-ρ̂`` on the logged
+action, to VW's own C++ driver (``python -m vowpalwabbit --cb_explore_adf ...``)
+running the CB on the other core. The models are the ones :meth:`IGLP.learn`
+would give on the same events (tested).
+
+Checkpoints (``checkpoint_every``) hold every model and the position in the logs.
+Each is written to a fresh directory and then published by atomically replacing
+``checkpoint.json``, so a killed replay never leaves a torn checkpoint, and a
+resumed replay ends with models byte-identical to an uninterrupted one (tested).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+from .learner import IGLP, _cb_reload_args, sample_pmf
+from .logs import (
+    DEFINITELY_BAD,
+    Event,
+    LogError,
+    detect_format,
+    format_dsjson_event,
+    format_text_event,
+    read_events,
+)
+from .vw import cb_arguments, split_args
+
+__all__ = ["replay", "predict_log", "label_log", "ReplaySummary", "CheckpointError"]
+
+CHECKPOINT_POINTER = "checkpoint.json"
+REPLAY_CONFIG = "replay.json"
+TRACE_COLUMNS = [
+    "file", "line", "action", "prob", "feedback", "group", "ik_probability", "prior", "extreme",
+    "definitely_negative", "inferred_reward",
+]
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be resumed (missing, or from different options)."""
+
+
+@dataclass
+class ReplaySummary:
+    """What a replay did: counts, inferred-reward shares, speed."""
+
+    events: int = 0
+    bad_lines: int = 0
+    rewards: Counter = field(default_factory=Counter)  # rho -> count
+    by_feedback: dict = field(default_factory=dict)  # feedback text -> Counter(rho -> count)
+    with_feedback: int = 0
+    seconds: float = 0.0
+    errors: list = field(default_factory=list)  # first few skipped bad lines
+
+    def add(self, event: Event, rho: float) -> None:
+        self.events += 1
+        self.rewards[rho] += 1
+        self.with_feedback += event.has_feedback
+        counts = self.by_feedback.get(event.feedback)
+        if counts is None:
+            counts = self.by_feedback[event.feedback] = Counter()
+        counts[rho] += 1
+
+    def shares(self, counts: Optional[Counter] = None) -> dict:
+        """Shares of ρ̂ > 0, = 0 and < 0 among ``counts`` (all events by default)."""
+        counts = self.rewards if counts is None else counts
+        total = sum(counts.values()) or 1
+        return {
+            "+": sum(n for r, n in counts.items() if r > 0) / total,
+            "0": counts.get(0.0, 0) / total,
+            "-": sum(n for r, n in counts.items() if r < 0) / total,
+        }
+
+    def to_dict(self) -> dict:
+        return {
+            "events": self.events,
+            "bad_lines": self.bad_lines,
+            "with_feedback": self.with_feedback,
+            "rewards": {repr(float(k)): v for k, v in sorted(self.rewards.items())},
+            "by_feedback": {
+                fb: {repr(float(k)): v for k, v in sorted(c.items())} for fb, c in self.by_feedback.items()
+            },
+            "seconds": self.seconds,
+            "errors": self.errors,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ReplaySummary":
+        out = cls(events=d["events"], bad_lines=d["bad_lines"], with_feedback=d["with_feedback"], seconds=d["seconds"])
+        out.rewards = Counter({float(k): v for k, v in d["rewards"].items()})
+        out.by_feedback = {fb: Counter({float(k): v for k, v in c.items()}) for fb, c in d["by_feedback"].items()}
+        out.errors = list(d.get("errors", []))
+        return out
+
+    def report(self, top: int = 15) -> str:
+        """The summary as text: totals, ρ̂ shares overall and per feedback value (most frequent first)."""
+        rate = self.events / self.seconds if self.seconds else float("nan")
+        lines = [
+            f"events: {self.events:,}  bad lines skipped: {self.bad_lines:,}  "
+            f"with feedback: {self.with_feedback:,}  time: {self.seconds:.1f} s  ({rate:,.0f} events/s)",
+            _share_line("inferred reward", self.shares(), self.events),
+        ]
+        ranked = sorted(self.by_feedback.items(), key=lambda kv: -sum(kv[1].values()))
+        if ranked:
+            lines.append("per feedback value:")
+            for fb, counts in ranked[:top]:
+                lines.append("  " + _share_line(fb, self.shares(counts), sum(counts.values())))
+            if len(ranked) > top:
+                lines.append(f"  ... and {len(ranked) - top} more feedback values")
+        for err in self.errors:
+            lines.append(f"skipped: {err}")
+        return "\n".join(lines)
+
+
+def _share_line(name, shares, n) -> str:
+    return f"{name}: +1 {shares['+']:.1%}  0 {shares['0']:.1%}  -1/alpha {shares['-']:.1%}  (n={n:,})"
+
+
+class _CBDriver:
+    """VW's own driver running the CB, fed ADF text on its stdin, writing ``model_out`` at the end."""
+
+    def __init__(self, args: str, model_out: Path, model_in: Optional[Path] = None):
+        if model_in is not None:  # the model file holds the reductions and interactions
+            args = f"{_cb_reload_args(args)} -i {model_in} --preserve_performance_counters"
+        cmd = [sys.executable, "-m", "vowpalwabbit", *split_args(args), "-d", "/dev/stdin", "-f", str(model_out)]
+        self.cmd = cmd
+        self._stderr = open(Path(model_out).with_suffix(".log"), "w+b")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=self._stderr, stdout=subprocess.DEVNULL, bufsize=1 << 20)
+        self._buffer: list = []
+
+    def feed(self, text: str) -> None:
+        self._buffer.append(text)
+        if len(self._buffer) >= 512:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._buffer:
+            try:
+                self.proc.stdin.write("".join(self._buffer).encode())
+            except BrokenPipeError:
+                self.close()  # raises with VW's message
+            self._buffer = []
+
+    def close(self) -> None:
+        try:
+            self.flush()
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        rc = self.proc.wait()
+        self._stderr.seek(0)
+        err = self._stderr.read().decode(errors="replace")
+        self._stderr.close()
+        os.unlink(self._stderr.name)
+        if rc != 0:
+            raise RuntimeError(f"VW's driver for the CB failed (exit {rc}): {' '.join(self.cmd)}\n{err[-2000:]}")
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        self._stderr.close()
+
+
+def replay(
+    paths: Sequence,
+    model_dir,
+    *,
+    learner_params: Optional[dict] = None,
+    fmt: Optional[str] = None,
+    feedback_namespace: str = "Feedback",
+    feedback_from_cost: bool = False,
+    checkpoint_every: int = 0,
+    resume: bool = False,
+    on_bad_line: str = "fail",
+    trace=None,
+    limit: Optional[int] = None,
+    progress: bool = False,
+) -> ReplaySummary:
+    """Learn an IGL-P policy from logs, off-policy, and save it to ``model_dir``.
+
+    Parameters
+    ----------
+    paths
+        Log files (VW text ADF or DSJSON, gzip or not), read in order, streamed.
+    model_dir
+        Where the models go (:meth:`IGLP.load` reads it; ``cb.model`` is a plain VW model).
+    learner_params
+        :class:`IGLP` arguments (``states``, ``alpha``, ``definitely_negative``,
+        ``cb_args``, ``ik_args``, ``seed``, ...). ``num_actions`` defaults to the
+        size of the first event's action set. For DSJSON logs with ``states=3``,
+        outcomes marked ``_definitely_bad`` count as definitely negative.
+    checkpoint_every
+        Write a checkpoint every this many events (0: only at the end).
+    resume
+        Continue from the checkpoint in ``model_dir`` (same options required).
+    on_bad_line
+        ``"fail"``: stop at the first malformed event with :class:`LogError`, the
+        models as of the last good event saved. ``"skip"``: skip, count and report it.
+    trace
+        Path of a CSV (or ``.parquet``) written with one row per event.
+    limit
+        Stop after this many events (counting from the start of the logs).
+    """
+    if on_bad_line not in ("fail", "skip"):
+        raise ValueError(f"`on_bad_line` must be 'fail' or 'skip', got {on_bad_line!r}")
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise ValueError("no log given")
+    for p in paths:
+        if not p.exists():
+            raise FileNotFoundError(f"{p}: no such log file")
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    formats = [fmt or detect_format(p) for p in paths]
+    options = {
+        "logs": [str(p) for p in paths],
+        "formats": formats,
+        "feedback_namespace": feedback_namespace,
+        "feedback_from_cost": feedback_from_cost,
+        "learner_params": dict(learner_params or {}),
+    }
+
+    summary = ReplaySummary()
+    position = {"file": 0, "line": 0}
+    learner: Optional[IGLP] = None
+    cb_model: Optional[Path] = None
+    if resume:
+        learner, cb_model, position, summary, saved = _load_checkpoint(model_dir)
+        if saved != _comparable(options):
+            raise CheckpointError(f"{model_dir}: the checkpoint was written by a replay with other options: {saved}")
+    elif (model_dir / CHECKPOINT_POINTER).exists():
+        _clear_checkpoints(model_dir)
+    params = dict(learner_params or {})
+    if learner is None:
+        k = params.pop("num_actions", None) or _first_action_count(paths, formats, feedback_namespace, feedback_from_cost)
+        if "_definitely_bad" not in str(params.get("definitely_negative")) and params.get("states", 2) == 3:
+            if any(f == "dsjson" for f in formats) and not callable(params.get("definitely_negative")):
+                params["definitely_negative"] = sorted(set(params.get("definitely_negative") or ()) | {DEFINITELY_BAD})
+        learner = IGLP(num_actions=k, **params)
+
+    tracer = _Tracer(trace, append=resume and position["line"] > 0) if trace else None
+    driver: Optional[_CBDriver] = None
+    seen = summary.events
+    started = time.perf_counter()
+    elapsed_before = summary.seconds
+    bar = _progress(progress, initial=seen)
+    failure: Optional[LogError] = None
+    last_good = dict(position)
+    try:
+        for file_index in range(position["file"], len(paths)):
+            skip = position["line"] if file_index == position["file"] else 0
+            for event in read_events(paths[file_index], formats[file_index], feedback_namespace, feedback_from_cost, skip):
+                if limit is not None and seen >= limit:
+                    break
+                if isinstance(event, LogError):
+                    if on_bad_line == "fail":
+                        failure = event
+                        break
+                    summary.bad_lines += 1
+                    if len(summary.errors) < 5:
+                        summary.errors.append(str(event))
+                    continue
+                if len(event.actions) > learner.num_actions:
+                    err = LogError(event.path, event.line, "actions",
+                                   f"{len(event.actions)} actions, more than the model's {learner.num_actions} (--num-actions)")
+                    if on_bad_line == "fail":
+                        failure = err
+                        break
+                    summary.bad_lines += 1
+                    continue
+                if driver is None:
+                    if learner._cb_full_args is None:
+                        learner._cb_full_args = cb_arguments(learner.cb_args, event.context, event.actions, learner.seed)
+                    driver = _CBDriver(learner._cb_full_args, model_dir / "cb.model.part", cb_model)
+                rho = learner.learn_reward(event.context, len(event.actions), event.action, event.prob, event.feedback)
+                driver.feed(format_text_event(event, -rho))
+                summary.add(event, rho)
+                seen += 1
+                last_good = {"file": file_index, "line": event.end_line}
+                if tracer:
+                    tracer.write(event, learner.last)
+                if bar is not None and seen % 256 == 0:
+                    bar.update(256)
+                if checkpoint_every and seen % checkpoint_every == 0:
+                    summary.seconds = elapsed_before + time.perf_counter() - started
+                    cb_model = _write_checkpoint(model_dir, learner, driver, last_good, summary, options)
+                    driver = None
+            if failure is not None or (limit is not None and seen >= limit):
+                break
+            position = {"file": file_index + 1, "line": 0}
+            if failure is None:
+                last_good = dict(position) if file_index + 1 < len(paths) else last_good
+    except BaseException:
+        if driver is not None:
+            driver.kill()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        if tracer:
+            tracer.close()
+
+    summary.seconds = elapsed_before + time.perf_counter() - started
+    if driver is not None or cb_model is None or failure is not None or limit is not None:
+        cb_model = _write_checkpoint(model_dir, learner, driver, last_good, summary, options)
+    _publish_final(model_dir, learner, cb_model, summary, options)
+    if failure is not None:
+        raise failure
+    return summary
+
+
+def _comparable(options: dict) -> dict:
+    return json.loads(json.dumps(options))
+
+
+def _first_action_count(paths, formats, feedback_namespace, feedback_from_cost) -> int:
+    for p, f in zip(paths, formats):
+        for event in read_events(p, f, feedback_namespace, feedback_from_cost):
+            if isinstance(event, Event):
+                return len(event.actions)
+    raise ValueError(f"no valid event in {', '.join(map(str, paths))}: cannot tell the number of actions")
+
+
+def _write_checkpoint(model_dir: Path, learner: IGLP, driver, position, summary, options) -> Optional[Path]:
+    """Models and position into a new directory, then published by replacing ``checkpoint.json``."""
+    n = summary.events
+    target = model_dir / f".checkpoint-{n}-{os.getpid()}-{time.monotonic_ns()}"
+    target.mkdir()
+    pointer = model_dir / CHECKPOINT_POINTER
+    previous = None
+    if pointer.exists():
+        previous = json.loads(pointer.read_text()).get("dir")
+    if driver is not None:
+        driver.close()
+        os.replace(model_dir / "cb.model.part", target / "cb.model")
+    elif previous and (model_dir / previous / "cb.model").exists():
+        shutil.copyfile(model_dir / previous / "cb.model", target / "cb.model")
+    learner.save(target)
+    _write_json(target / "position.json", {"position": position, "summary": summary.to_dict(), "options": options})
+    _write_json(pointer, {"dir": target.name, "events": n})
+    if previous and previous != target.name:
+        shutil.rmtree(model_dir / previous, ignore_errors=True)
+    cb = target / "cb.model"
+    return cb if cb.exists() else None
+
+
+def _load_checkpoint(model_dir: Path):
+    pointer = model_dir / CHECKPOINT_POINTER
+    if not pointer.exists():
+        raise CheckpointError(f"{model_dir}: no checkpoint to resume from (run without --resume first)")
+    ckpt = model_dir / json.loads(pointer.read_text())["dir"]
+    data = json.loads((ckpt / "position.json").read_text())
+    learner = IGLP.load(ckpt)
+    learner._cb = None  # the CB continues in VW's driver
+    cb = ckpt / "cb.model"
+    return learner, (cb if cb.exists() else None), data["position"], ReplaySummary.from_dict(data["summary"]), data["options"]
+
+
+def _clear_checkpoints(model_dir: Path) -> None:
+    pointer = model_dir / CHECKPOINT_POINTER
+    try:
+        old = json.loads(pointer.read_text()).get("dir")
+    except (OSError, ValueError):
+        old = None
+    pointer.unlink()
+    if old:
+        shutil.rmtree(model_dir / old, ignore_errors=True)
+
+
+def _publish_final(model_dir: Path, learner: IGLP, cb_model: Optional[Path], summary, options) -> None:
+    """The final models at the top of ``model_dir`` (what ``IGLP.load(model_dir)`` reads)."""
+    if cb_model is not None:
+        tmp = model_dir / "cb.model.tmp"
+        shutil.copyfile(cb_model, tmp)
+        os.replace(tmp, model_dir / "cb.model")
+    cb, learner._cb = learner._cb, None
+    try:
+        learner.save(model_dir)
+    finally:
+        learner._cb = cb
+    _write_json(model_dir / REPLAY_CONFIG, {"options": options, "summary": summary.to_dict()})
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w") as fh:
+        json.dump(obj, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _progress(enabled: bool, initial: int = 0):
+    """A tqdm bar with rate on a terminal (``disable=None``: off when stderr is not a TTY)."""
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(initial=initial, unit=" events", disable=None, mininterval=0.5, dynamic_ncols=True)
+
+
+class _Tracer:
+    """One row per event to CSV (or Parquet, with pyarrow installed), streamed."""
+
+    def __init__(self, path, append: bool = False):
+        self.path = Path(path)
+        self.parquet = self.path.suffix == ".parquet"
+        if self.parquet:
+            try:
+                import pyarrow  # noqa: F401
+            except ImportError:
+                raise ValueError(f"{self.path}: a Parquet trace needs pyarrow (pip install pyarrow), or use .csv") from None
+            self.rows: list = []
+            self.writer = None
+        else:
+            exists = append and self.path.exists()
+            self.fh = open(self.path, "a" if exists else "w", newline="")
+            self.writer = csv.writer(self.fh)
+            if not exists:
+                self.writer.writerow(TRACE_COLUMNS)
+
+    def write(self, event: Event, last: dict, extra: Iterable = ()) -> None:
+        row = [
+            event.path, event.line, event.action, event.prob, event.feedback, last["group"],
+            f"{last['ik_probability']:.6g}", f"{last['prior']:.6g}", int(last["extreme"]),
+            int(last["definitely_negative"]), last["inferred_reward"], *extra,
+        ]
+        if self.parquet:
+            self.rows.append(row)
+            if len(self.rows) >= 65536:
+                self._flush_parquet()
+        else:
+            self.writer.writerow(row)
+
+    def _flush_parquet(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table({c: [str(r[i]) for r in self.rows] for i, c in enumerate(TRACE_COLUMNS)})
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, table.schema)
+        self.writer.write_table(table)
+        self.rows = []
+
+    def close(self) -> None:
+        if self.parquet:
+            if self.rows:
+                self._flush_parquet()
+            if self.writer is not None:
+                self.writer.close()
+        else:
+            self.fh.close()
+
+
+# ------------------------------------------------------------------ predict / label
+
+
+def _events(paths, on_bad_line, feedback_namespace="Feedback", feedback_from_cost=False, counters=None):
+    for p in paths:
+        fmt = detect_format(p)
+        for event in read_events(p, fmt, feedback_namespace, feedback_from_cost):
+            if isinstance(event, LogError):
+                if on_bad_line == "fail":
+                    raise event
+                if counters is not None:
+                    counters["bad_lines"] += 1
+                continue
+            yield fmt, event
+
+
+def predict_log(model_dir, paths, out, on_bad_line: str = "fail", feedback_namespace: str = "Feedback") -> dict:
+    """One JSON line per event to ``out`` (a text stream): the policy's pmf and a sampled action.
+
+    ``{"file", "line", "pmf", "action", "prob"}``; the action is drawn with the
+    model's seeded generator, so two runs print the same.
+    """
+    learner = IGLP.load(model_dir)
+    counters = Counter()
+    for _, event in _events(paths, on_bad_line, feedback_namespace, counters=counters):
+        if len(event.actions) > learner.num_actions:
+            err = LogError(event.path, event.line, "actions",
+                           f"{len(event.actions)} actions, more than the model's {learner.num_actions}")
+            if on_bad_line == "fail":
+                raise err
+            counters["bad_lines"] += 1
+            continue
+        pmf = learner.predict(event.context, event.actions)
+        action, prob = sample_pmf(learner._rng, pmf)
+        out.write(json.dumps({"file": event.path, "line": event.line, "pmf": [round(p, 6) for p in pmf],
+                              "action": action, "prob": round(prob, 6)}) + "\n")
+        counters["events"] += 1
+    return dict(counters)
+
+
+def label_log(model_dir, paths, out_path, on_bad_line: str = "fail", trace=None, online: bool = False,
+              feedback_namespace: str = "Feedback", feedback_from_cost: bool = False,
+              keep_feedback: bool = False) -> ReplaySummary:
+    """Rewrite logs with the inferred reward as the VW cost label (``-ρ̂``), same format in and out.
+
+    The models in ``model_dir`` are used as they are (``online=True``: the IK and
+    the decoder keep learning, as in a replay). The text writer leaves the feedback
+    namespace out of the shared line (unless ``keep_feedback``) so a CB trained on the output does not see it;
+    the DSJSON writer keeps the logged cost in ``_original_label_cost``.
+    ``trace`` gets the IK's probabilities per event.
+    """
+    learner = IGLP.load(model_dir)
+    summary = ReplaySummary()
+    bad = Counter()
+    tracer = _Tracer(trace) if trace else None
+    started = time.perf_counter()
+    out_path = Path(out_path)
+    tmp = out_path.with_name(out_path.name + ".part")
+    try:
+        with open(tmp, "w") as out:
+            for fmt, event in _events(paths, on_bad_line, feedback_namespace, feedback_from_cost, bad):
+                if len(event.actions) > learner.num_actions:
+                    err = LogError(event.path, event.line, "actions",
+                                   f"{len(event.actions)} actions, more than the model's {learner.num_actions}")
+                    if on_bad_line == "fail":
+                        raise err
+                    summary.bad_lines += 1
+                    continue
+                if online:
+                    rho = learner.learn_reward(event.context, len(event.actions), event.action, event.prob, event.feedback)
+                else:
+                    rho = learner.infer_reward(event.context, len(event.actions), event.action, event.prob, event.feedback)
+                cost = -rho + 0.0
+                out.write(format_text_event(event, cost, None if keep_feedback else feedback_namespace) if fmt == "text" else format_dsjson_event(event, cost))
+                summary.add(event, rho)
+                if tracer:
+                    tracer.write(event, learner.last)
+        os.replace(tmp, out_path)
+    finally:
+        if tracer:
+            tracer.close()
+        if tmp.exists():
+            tmp.unlink()
+    summary.bad_lines += bad["bad_lines"]
+    summary.seconds = time.perf_counter() - started
+    return summary
