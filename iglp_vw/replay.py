@@ -43,6 +43,7 @@ from .vw import cb_arguments, split_args
 __all__ = ["replay", "predict_log", "label_log", "ReplaySummary", "CheckpointError"]
 
 CHECKPOINT_POINTER = "checkpoint.json"
+_PART = "cb.model.part"  # the driver's final model, before it is published
 REPLAY_CONFIG = "replay.json"
 TRACE_COLUMNS = [
     "file", "line", "action", "prob", "feedback", "group", "ik_probability", "prior", "extreme",
@@ -131,16 +132,44 @@ def _share_line(name, shares, n) -> str:
 
 
 class _CBDriver:
-    """VW's own driver running the CB, fed ADF text on its stdin, writing ``model_out`` at the end."""
+    """VW's own driver running the CB, fed ADF text on its stdin, writing ``model_out`` at the end.
 
-    def __init__(self, args: str, model_out: Path, model_in: Optional[Path] = None):
+    It runs in ``workdir``; :meth:`save` makes it save the model mid-stream (VW's
+    ``'save_<file>|`` command), so checkpoints never restart it: a restarted driver
+    counts one more pass in the model file, and resumed models would then differ
+    from uninterrupted ones in that byte.
+    """
+
+    _SYNC = ".cb-sync.model"
+
+    def __init__(self, args: str, workdir: Path, model_out: str, model_in: Optional[Path] = None):
         if model_in is not None:  # the model file holds the reductions and interactions
-            args = f"{_cb_reload_args(args)} -i {model_in} --preserve_performance_counters"
-        cmd = [sys.executable, "-m", "vowpalwabbit", *split_args(args), "-d", "/dev/stdin", "-f", str(model_out)]
+            args = f"{_cb_reload_args(args)} -i {Path(model_in).resolve()} --preserve_performance_counters"
+        cmd = [sys.executable, "-m", "vowpalwabbit", *split_args(args), "-d", "/dev/stdin", "-f", model_out]
         self.cmd = cmd
-        self._stderr = open(Path(model_out).with_suffix(".log"), "w+b")
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=self._stderr, stdout=subprocess.DEVNULL, bufsize=1 << 20)
+        self.workdir = Path(workdir)
+        self._stderr = open(self.workdir / ".cb-driver.log", "w+b")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=self._stderr, stdout=subprocess.DEVNULL,
+                                     bufsize=1 << 20, cwd=self.workdir)
         self._buffer: list = []
+
+    def save(self, relative_path: str) -> None:
+        """Save the model to ``workdir/relative_path`` now, and wait until it is complete."""
+        sync = self.workdir / self._SYNC
+        if sync.exists():
+            sync.unlink()
+        # Saves run in order: once the second file exists, the first is complete.
+        self.feed(f"'save_{relative_path}|\n\n'save_{self._SYNC}|\n\n")
+        self.flush()
+        try:
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            self.close()
+        while not sync.exists():
+            if self.proc.poll() is not None:
+                self.close()  # raises with VW's message
+            time.sleep(0.001)
+        sync.unlink()
 
     def feed(self, text: str) -> None:
         self._buffer.append(text)
@@ -166,6 +195,9 @@ class _CBDriver:
         err = self._stderr.read().decode(errors="replace")
         self._stderr.close()
         os.unlink(self._stderr.name)
+        sync = self.workdir / self._SYNC
+        if sync.exists():
+            sync.unlink()
         if rc != 0:
             raise RuntimeError(f"VW's driver for the CB failed (exit {rc}): {' '.join(self.cmd)}\n{err[-2000:]}")
 
@@ -285,7 +317,7 @@ def replay(
                 if driver is None:
                     if learner._cb_full_args is None:
                         learner._cb_full_args = cb_arguments(learner.cb_args, event.context, event.actions, learner.seed)
-                    driver = _CBDriver(learner._cb_full_args, model_dir / "cb.model.part", cb_model)
+                    driver = _CBDriver(learner._cb_full_args, model_dir, _PART, cb_model)
                 rho = learner.learn_reward(event.context, len(event.actions), event.action, event.prob, event.feedback)
                 driver.feed(format_text_event(event, -rho))
                 summary.add(event, rho)
@@ -297,8 +329,7 @@ def replay(
                     bar.update(256)
                 if checkpoint_every and seen % checkpoint_every == 0:
                     summary.seconds = elapsed_before + time.perf_counter() - started
-                    cb_model = _write_checkpoint(model_dir, learner, driver, last_good, summary, options)
-                    driver = None
+                    _write_checkpoint(model_dir, learner, driver, last_good, summary, options)
             if failure is not None or (limit is not None and seen >= limit):
                 break
             position = {"file": file_index + 1, "line": 0}
@@ -315,8 +346,16 @@ def replay(
             tracer.close()
 
     summary.seconds = elapsed_before + time.perf_counter() - started
-    if driver is not None or cb_model is None or failure is not None or limit is not None:
-        cb_model = _write_checkpoint(model_dir, learner, driver, last_good, summary, options)
+    stopped_early = failure is not None or (limit is not None and seen >= limit)
+    if driver is not None:
+        if stopped_early:  # resumable from here
+            _write_checkpoint(model_dir, learner, driver, last_good, summary, options)
+        driver.close()
+        cb_model = model_dir / _PART
+        if not stopped_early:
+            _write_checkpoint(model_dir, learner, None, last_good, summary, options, cb_source=cb_model)
+    elif not (model_dir / CHECKPOINT_POINTER).exists():
+        _write_checkpoint(model_dir, learner, None, last_good, summary, options, cb_source=cb_model)
     _publish_final(model_dir, learner, cb_model, summary, options)
     if failure is not None:
         raise failure
@@ -335,27 +374,25 @@ def _first_action_count(paths, formats, feedback_namespace, feedback_from_cost) 
     raise ValueError(f"no valid event in {', '.join(map(str, paths))}: cannot tell the number of actions")
 
 
-def _write_checkpoint(model_dir: Path, learner: IGLP, driver, position, summary, options) -> Optional[Path]:
-    """Models and position into a new directory, then published by replacing ``checkpoint.json``."""
+def _write_checkpoint(model_dir: Path, learner: IGLP, driver, position, summary, options, cb_source=None) -> None:
+    """Models and position into a new directory, then published by replacing ``checkpoint.json``.
+
+    The CB comes from the running ``driver`` (saved mid-stream) or from ``cb_source``.
+    """
     n = summary.events
     target = model_dir / f".checkpoint-{n}-{os.getpid()}-{time.monotonic_ns()}"
     target.mkdir()
     pointer = model_dir / CHECKPOINT_POINTER
-    previous = None
-    if pointer.exists():
-        previous = json.loads(pointer.read_text()).get("dir")
+    previous = json.loads(pointer.read_text()).get("dir") if pointer.exists() else None
     if driver is not None:
-        driver.close()
-        os.replace(model_dir / "cb.model.part", target / "cb.model")
-    elif previous and (model_dir / previous / "cb.model").exists():
-        shutil.copyfile(model_dir / previous / "cb.model", target / "cb.model")
+        driver.save(f"{target.name}/cb.model")
+    elif cb_source is not None and Path(cb_source).exists():
+        shutil.copyfile(cb_source, target / "cb.model")
     learner.save(target)
     _write_json(target / "position.json", {"position": position, "summary": summary.to_dict(), "options": options})
     _write_json(pointer, {"dir": target.name, "events": n})
     if previous and previous != target.name:
         shutil.rmtree(model_dir / previous, ignore_errors=True)
-    cb = target / "cb.model"
-    return cb if cb.exists() else None
 
 
 def _load_checkpoint(model_dir: Path):
@@ -384,9 +421,12 @@ def _clear_checkpoints(model_dir: Path) -> None:
 def _publish_final(model_dir: Path, learner: IGLP, cb_model: Optional[Path], summary, options) -> None:
     """The final models at the top of ``model_dir`` (what ``IGLP.load(model_dir)`` reads)."""
     if cb_model is not None:
-        tmp = model_dir / "cb.model.tmp"
-        shutil.copyfile(cb_model, tmp)
-        os.replace(tmp, model_dir / "cb.model")
+        if Path(cb_model) == model_dir / _PART:
+            os.replace(cb_model, model_dir / "cb.model")
+        else:
+            tmp = model_dir / "cb.model.tmp"
+            shutil.copyfile(cb_model, tmp)
+            os.replace(tmp, model_dir / "cb.model")
     cb, learner._cb = learner._cb, None
     try:
         learner.save(model_dir)

@@ -1,0 +1,241 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from iglp_vw import IGLP
+from iglp_vw.cli import main
+from iglp_vw.logs import read_events
+from iglp_vw.replay import replay
+from iglp_vw.sim import GroundedSimulation
+from iglp_vw.sim.logging import write_log
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+MODELS = ("cb.model", "ik.model", "ik_prior.model", "state.json", "config.json")
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory, digits):
+    """A seeded grounded log (text and DSJSON, same events) and its hidden truth."""
+    out = tmp_path_factory.mktemp("logs")
+    X, y = digits
+    for fmt, name in (("text", "g.txt"), ("dsjson", "g.dsjson")):
+        sim = GroundedSimulation(X, y, n_users=20, n_words=10, passes=1, seed=3)
+        write_log(sim, out / name, fmt=fmt, seed=3, limit=1200, truth=out / "truth.csv")
+    return out
+
+
+def _same_models(a: Path, b: Path, names=MODELS):
+    for name in names:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+def _weights(model: Path, tmp: Path) -> str:
+    """VW's readable dump of a model's weights (the header's pass counter aside)."""
+    out = tmp / (model.parent.name + "-" + model.name + ".txt")
+    subprocess.run([sys.executable, "-m", "vowpalwabbit", "-i", str(model), "-t", "-d", "/dev/null", "--quiet",
+                    "--readable_model", str(out)], check=True, timeout=60)
+    return out.read_text()
+
+
+def test_replay_learns_what_the_api_learns(logs, tmp_path):
+    """The CB in VW's driver and the IK in-process give the models IGLP.learn gives."""
+    replay([logs / "g.txt"], tmp_path / "replay", learner_params={"seed": 1})
+    api = IGLP(10, seed=1)
+    for event in read_events(logs / "g.txt"):
+        api.learn(event.context, event.actions, event.action, event.prob, event.feedback)
+    api.save(tmp_path / "api")
+    _same_models(tmp_path / "replay", tmp_path / "api", ("ik.model", "ik_prior.model", "state.json", "config.json"))
+    assert _weights(tmp_path / "replay" / "cb.model", tmp_path) == _weights(tmp_path / "api" / "cb.model", tmp_path)
+
+
+def test_replay_is_seeded_and_text_equals_dsjson_rewards(logs, tmp_path):
+    a = replay([logs / "g.txt"], tmp_path / "a", learner_params={"seed": 0})
+    replay([logs / "g.txt"], tmp_path / "b", learner_params={"seed": 0})
+    _same_models(tmp_path / "a", tmp_path / "b")
+    d = replay([logs / "g.dsjson"], tmp_path / "d", learner_params={"seed": 0})
+    assert a.events == d.events == 1200
+    assert a.rewards == d.rewards  # the same events, whatever the format
+
+
+def test_resume_gives_byte_identical_models(logs, tmp_path):
+    straight = tmp_path / "straight"
+    replay([logs / "g.txt", logs / "g.dsjson"], straight, checkpoint_every=300)
+    part = tmp_path / "part"
+    first = replay([logs / "g.txt", logs / "g.dsjson"], part, checkpoint_every=300, limit=1000)
+    assert first.events == 1000
+    done = replay([logs / "g.txt", logs / "g.dsjson"], part, checkpoint_every=300, resume=True)
+    assert done.events == 2400
+    _same_models(straight, part)
+    # ...and the same as a replay without any checkpoint: restarts of the driver are exact.
+    replay([logs / "g.txt", logs / "g.dsjson"], tmp_path / "plain")
+    _same_models(straight, tmp_path / "plain", ("ik.model", "ik_prior.model", "state.json"))
+    assert _weights(straight / "cb.model", tmp_path) == _weights(tmp_path / "plain" / "cb.model", tmp_path)
+
+
+def test_resume_refuses_other_options(logs, tmp_path):
+    runner = CliRunner()
+    args = ["replay", str(logs / "g.txt"), "--model-dir", str(tmp_path), "--limit", "100"]
+    assert runner.invoke(main, args).exit_code == 0
+    result = runner.invoke(main, args[:-2] + ["--resume", "--seed", "5"])
+    assert result.exit_code == 2 and "other options" in result.output
+    result = CliRunner().invoke(main, ["replay", str(logs / "g.txt"), "--model-dir", str(tmp_path / "new"), "--resume"])
+    assert result.exit_code == 2 and "no checkpoint" in result.output
+
+
+def _bad_log(logs, tmp_path, bad_text, at=5):
+    lines = (logs / "g.dsjson").read_text().splitlines()[:10]
+    lines[at] = bad_text
+    path = tmp_path / "bad.dsjson"
+    path.write_text("\n".join(lines) + "\n")
+    clean = tmp_path / "clean.dsjson"
+    clean.write_text("\n".join(lines[:at] + lines[at + 1:]) + "\n")
+    return path, clean
+
+
+@pytest.mark.parametrize(
+    "mutate, field",
+    [
+        (lambda o: o.pop("_labelIndex") and o.pop("_label_Action"), "_labelIndex"),
+        (lambda o: o.update(_label_probability=0), "_label_probability"),
+        (lambda o: o.update(_labelIndex=10), "_labelIndex"),
+        (lambda o: o.update(o=[{"v": {"word": "w1"}, "stars": 5}]), "o[0].stars"),
+        (None, "json"),
+    ],
+)
+def test_bad_event_fails_with_file_line_field_and_keeps_models(logs, tmp_path, mutate, field):
+    obj = json.loads((logs / "g.dsjson").read_text().splitlines()[5])
+    if mutate is None:
+        text = json.dumps(obj)[:-7]
+    else:
+        mutate(obj)
+        text = json.dumps(obj)
+    bad, clean = _bad_log(logs, tmp_path, text)
+    result = CliRunner().invoke(main, ["replay", str(bad), "--model-dir", str(tmp_path / "m")])
+    assert result.exit_code == 2
+    assert f"{bad}:6: {field}: " in result.output
+    assert "Traceback" not in result.output
+    # Models as of the last good event are on disk.
+    kept = IGLP.load(tmp_path / "m")
+    assert kept.n_learned == 5
+    # Skipping: counted, reported, and nothing else lost (same models as the log without it).
+    result = CliRunner().invoke(main, ["replay", str(bad), "--model-dir", str(tmp_path / "s"), "--on-bad-line", "skip"])
+    assert result.exit_code == 0, result.output
+    assert "bad lines skipped: 1" in result.output and f"skipped: {bad}:6: {field}" in result.output
+    replay([clean], tmp_path / "c")
+    _same_models(tmp_path / "s", tmp_path / "c", ("ik.model", "ik_prior.model", "state.json"))
+
+
+def test_text_bad_event_through_cli(tmp_path):
+    log = tmp_path / "bad.txt"
+    text = (DATA / "example.txt").read_text().replace("0:-1:0.5 |Action id=0", "0:-1:0.5 |Action id=0\n0:0:0.5 |Action x")
+    log.write_text(text)
+    result = CliRunner().invoke(main, ["replay", str(log), "--model-dir", str(tmp_path / "m")])
+    assert result.exit_code == 2 and f"{log}:9: label: label on two actions (lines 8 and 9)" in result.output
+
+
+def test_more_actions_than_the_model(tmp_path):
+    log = tmp_path / "grow.txt"
+    ex = (DATA / "example.txt").read_text()
+    log.write_text(ex + "shared |User id=u1\n|A a\n|A b\n|A c\n|A d\n0:0:0.2 |A e\n\n")
+    result = CliRunner().invoke(main, ["replay", str(log), "--model-dir", str(tmp_path / "m")])
+    assert result.exit_code == 2 and f"{log}:19: actions: 5 actions, more than the model's 4" in result.output
+    result = CliRunner().invoke(main, ["replay", str(log), "--model-dir", str(tmp_path / "n"), "--num-actions", "5"])
+    assert result.exit_code == 0, result.output
+
+
+def test_unsupported_and_missing_inputs(tmp_path):
+    ccb = tmp_path / "ccb.json"
+    ccb.write_text('{"c": {"_multi": [{"a": {"x": 1}}], "_slots": [{"_id": "s"}]}}\n')
+    result = CliRunner().invoke(main, ["replay", str(ccb), "--model-dir", str(tmp_path / "m")])
+    assert result.exit_code == 2 and "CCB or slates" in result.output
+    result = CliRunner().invoke(main, ["replay", str(tmp_path / "nope.txt"), "--model-dir", str(tmp_path / "m")])
+    assert result.exit_code == 2 and "no such log file" in result.output
+
+
+def test_no_feedback_warns(tmp_path):
+    log = tmp_path / "nofb.txt"
+    log.write_text("shared |User id=u1\n0:0:0.5 |A a\n|A b\n\n" * 3)
+    result = CliRunner().invoke(main, ["replay", str(log), "--model-dir", str(tmp_path / "m")])
+    assert result.exit_code == 0 and "warning: no event carried feedback" in result.output
+    result = CliRunner().invoke(main, ["replay", str(log), "--model-dir", str(tmp_path / "m"), "--feedback-from-cost"])
+    assert "warning" not in result.output
+
+
+def test_trace_and_summary(logs, tmp_path):
+    summary = replay([logs / "g.txt"], tmp_path / "m", trace=tmp_path / "t.csv")
+    trace = pd.read_csv(tmp_path / "t.csv")
+    assert len(trace) == 1200 and set(trace.inferred_reward) <= {0.0, 1.0}
+    assert summary.rewards[1.0] == (trace.inferred_reward == 1).sum() > 0
+    shares = summary.shares()
+    assert shares["+"] + shares["0"] + shares["-"] == pytest.approx(1.0)
+    report = summary.report()
+    assert "events: 1,200" in report and "per feedback value:" in report
+
+
+def test_three_states_with_definitely_bad_outcomes(tmp_path):
+    """DSJSON outcomes marked _definitely_bad are definitely negative with --states 3."""
+    replay([DATA / "example.dsjson"], tmp_path / "m", learner_params={"states": 3, "alpha": 0.5})
+    learner = IGLP.load(tmp_path / "m")
+    assert learner.states == 3 and "_definitely_bad" in learner.params["definitely_negative"]
+
+
+def test_end_to_end_simulate_replay_predict(tmp_path):
+    """simulate -> replay -> predict through the installed command (a real subprocess)."""
+    exe = [sys.executable, "-m", "iglp_vw.cli"]
+    run = lambda *a: subprocess.run(exe + list(a), capture_output=True, text=True, timeout=300)  # noqa: E731
+    proc = run("simulate", "grounded", "--passes", "2", "--users", "20", "--words", "10", "--out",
+               str(tmp_path / "log.dsjson.gz"), "--format", "dsjson", "--truth", str(tmp_path / "truth.csv"))
+    assert proc.returncode == 0, proc.stderr
+    proc = run("replay", str(tmp_path / "log.dsjson.gz"), "--model-dir", str(tmp_path / "m"))
+    assert proc.returncode == 0, proc.stderr
+    assert "events: 3,594" in proc.stdout
+    proc = run("predict", "--model-dir", str(tmp_path / "m"), str(tmp_path / "log.dsjson.gz"), "--out",
+               str(tmp_path / "pred.jsonl"))
+    assert proc.returncode == 0, proc.stderr
+    preds = [json.loads(line) for line in (tmp_path / "pred.jsonl").read_text().splitlines()]
+    truth = pd.read_csv(tmp_path / "truth.csv")
+    greedy = np.array([int(np.argmax(p["pmf"])) for p in preds])
+    accuracy = (greedy == truth.label.to_numpy()).mean()
+    assert accuracy > 0.5, accuracy  # uniform is 0.1: the learned reward taught the CB the labels
+    assert all(abs(sum(p["pmf"]) - 1) < 1e-4 and 0 <= p["action"] < 10 for p in preds)
+
+
+def test_predict_is_seeded(logs, tmp_path):
+    replay([logs / "g.txt"], tmp_path / "m", limit=300)
+    outs = []
+    for _ in range(2):
+        result = CliRunner().invoke(main, ["predict", "--model-dir", str(tmp_path / "m"), str(logs / "g.dsjson")])
+        assert result.exit_code == 0, result.output
+        outs.append(result.output)
+    assert outs[0] == outs[1] and len(outs[0].splitlines()) == 1200
+
+
+def test_label_writes_inferred_costs_vw_can_train_on(logs, tmp_path):
+    for name in ("g.txt", "g.dsjson"):
+        replay([logs / name], tmp_path / name)
+        out = tmp_path / ("labelled-" + name)
+        result = CliRunner().invoke(main, ["label", "--model-dir", str(tmp_path / name), str(logs / name), "--out",
+                                           str(out), "--trace", str(tmp_path / "t.csv")])
+        assert result.exit_code == 0, result.output
+        events = list(read_events(out))
+        trace = pd.read_csv(tmp_path / "t.csv")
+        assert len(events) == len(trace) == 1200
+        assert [-e.cost for e in events] == trace.inferred_reward.tolist()
+        assert (trace.inferred_reward == 1).mean() > 0.03
+        assert {"ik_probability", "prior"} <= set(trace.columns)
+        args = ["--cb_explore_adf", "-d", str(out), "--quiet"] + (["--dsjson"] if name.endswith("dsjson") else [])
+        proc = subprocess.run([sys.executable, "-m", "vowpalwabbit", *args], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+    assert "Feedback" not in (tmp_path / "labelled-g.txt").read_text()  # the CB must not see the feedback
+
+
+def test_commands_have_help():
+    for cmd in (["replay"], ["predict"], ["label"], ["simulate", "grounded"]):
+        result = CliRunner().invoke(main, cmd + ["--help"])
+        assert result.exit_code == 0 and "Usage" in result.output
