@@ -38,6 +38,17 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import sparse
+from threadpoolctl import ThreadpoolController
+
+_CONTROLLER = None
+
+
+def _blas_controller() -> ThreadpoolController:
+    """One controller for the process (finding the loaded BLAS libraries takes milliseconds)."""
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER
 
 
 class CommunicationDecoder:
@@ -79,11 +90,12 @@ class CommunicationDecoder:
         self._coo_f: list = []
         self._coo_w: list = []
         self._counts = sparse.csr_matrix((0, 0))  # coalesced counts up to the last refit
-        self._user_weight = np.zeros(16)
-        self._user_proj = np.zeros((16, self.dims))  # sum of w * loading(f) per user
-        self._loading = np.zeros((0, self.dims))  # per fitted feedback column
-        self._g_loading = np.zeros(self.dims)  # population distribution . loadings
-        self._typical = np.ones(self.dims)
+        # Per-event state in Python floats (numpy's per-call overhead on arrays this small
+        # was most of the decoder's cost); IEEE arithmetic, so the same numbers as numpy.
+        self._user_weight: list = []  # per user row
+        self._user_proj: list = []  # per user row: [sum of w * loading(f)] per dimension
+        self._set_loading(np.zeros((0, self.dims)), np.zeros(self.dims))  # per fitted feedback column
+        self._set_typical(np.ones(self.dims))
         self._events = 0
         self._next_refit = self.refit_every
         self.refits = 0
@@ -91,11 +103,14 @@ class CommunicationDecoder:
     # ------------------------------------------------------------------ lookup
     def user_score(self, user: str) -> np.ndarray:
         """The user's coordinates in the latent space (the typical user's if unknown)."""
-        row = self._users.get(user)
+        return np.asarray(self._user_score(self._users.get(user)))
+
+    def _user_score(self, row) -> tuple:
         if row is None or self._user_weight[row] <= 0:
-            return self._typical
+            return self._typ
         n = self._user_weight[row]
-        return (self._user_proj[row] - n * self._g_loading) / (n + self.shrinkage)
+        d = n + self.shrinkage
+        return tuple((p - n * g) / d for p, g in zip(self._user_proj[row], self._gl))
 
     def feedback_score(self, feedback: str):
         """The feedback value's loadings, or ``None`` if it was not in the last fit."""
@@ -106,13 +121,17 @@ class CommunicationDecoder:
 
     def code(self, user: str, feedback: str) -> str:
         """Group code of the pair: ``"g"`` + one bit per dimension, or ``"u"`` if unknown."""
-        v = self.feedback_score(feedback)
-        if v is None or self.refits == 0:
+        col = self._feedback.get(feedback)
+        if col is None or col >= len(self._loading_rows) or self.refits == 0:
             return "u"
-        u = self.user_score(user)
+        v = self._loading_rows[col]
+        u = self._user_score(self._users.get(user))
+        if self.dims == 1:
+            s = u[0] if u[0] != 0 else self._typ[0]
+            return "g1" if s * v[0] > 0 else "g0"
         bits = []
         for k in range(self.dims):
-            s = u[k] if u[k] != 0 else self._typical[k]
+            s = u[k] if u[k] != 0 else self._typ[k]
             bits.append("1" if s * v[k] > 0 else "0")
         return "g" + "".join(bits)
 
@@ -122,9 +141,8 @@ class CommunicationDecoder:
         row = self._users.get(user)
         if row is None:
             row = self._users[user] = len(self._users)
-            if row >= len(self._user_weight):
-                self._user_weight = np.concatenate([self._user_weight, np.zeros(len(self._user_weight))])
-                self._user_proj = np.concatenate([self._user_proj, np.zeros_like(self._user_proj)])
+            self._user_weight.append(0.0)
+            self._user_proj.append([0.0] * self.dims)
         col = self._feedback.get(feedback)
         if col is None:
             col = self._feedback[feedback] = len(self._feedback)
@@ -132,8 +150,10 @@ class CommunicationDecoder:
         self._coo_f.append(col)
         self._coo_w.append(weight)
         self._user_weight[row] += weight
-        if col < len(self._loading):
-            self._user_proj[row] += weight * self._loading[col]
+        if col < len(self._loading_rows):
+            proj = self._user_proj[row]
+            for k, v in enumerate(self._loading_rows[col]):
+                proj[k] += weight * v
         self._events += 1
         if self._events >= self._next_refit:
             self.refit()
@@ -153,6 +173,13 @@ class CommunicationDecoder:
 
     def refit(self) -> None:
         """Recompute the feedback loadings from all counts so far."""
+        # One BLAS thread: the matrices are small, and OpenBLAS's idle threads spin for a
+        # while after each call, taking the cores VW's driver and the log reader need
+        # (measured: 1.7x slower replays).
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            self._refit()
+
+    def _refit(self) -> None:
         counts = self._coalesce()
         self._next_refit = self._events + max(self.refit_every, int(self.refit_growth * self._events))
         n_users, n_fb = counts.shape
@@ -188,14 +215,25 @@ class CommunicationDecoder:
         if len(prev):
             overlap = (loading[: len(prev)] * prev).sum(axis=0)
             loading[:, overlap < 0] *= -1
-        self._loading = loading
-        self._g_loading = g @ top
-        self._user_proj = np.zeros((len(self._user_weight), self.dims))
-        self._user_proj[:n_users] = counts @ loading
-        scores = (self._user_proj[:n_users] - n[:, None] * self._g_loading) / (n[:, None] + self.shrinkage)
+        self._set_loading(loading, g @ top)
+        proj = np.zeros((len(self._user_weight), self.dims))
+        proj[:n_users] = counts @ loading
+        self._user_proj = proj.tolist()
+        scores = (proj[:n_users] - n[:, None] * self._g_loading) / (n[:, None] + self.shrinkage)
         typical = np.median(scores[n > 0], axis=0) if (n > 0).any() else np.ones(self.dims)
-        self._typical = np.where(typical == 0, 1.0, typical)
+        self._set_typical(np.where(typical == 0, 1.0, typical))
         self.refits += 1
+
+    def _set_loading(self, loading, g_loading) -> None:
+        """Loadings per fitted feedback column, and the population distribution . loadings."""
+        self._loading = loading
+        self._loading_rows = [tuple(r) for r in loading.tolist()]
+        self._g_loading = np.asarray(g_loading, float)
+        self._gl = tuple(self._g_loading.tolist())
+
+    def _set_typical(self, typical) -> None:
+        self._typical = np.asarray(typical, float)
+        self._typ = tuple(self._typical.tolist())
 
     # ------------------------------------------------------------------ state
     def get_state(self) -> dict:
@@ -219,8 +257,8 @@ class CommunicationDecoder:
                 "indptr": counts.indptr.tolist(),
                 "shape": list(counts.shape),
             },
-            "user_weight": self._user_weight[:n_users].tolist(),
-            "user_proj": self._user_proj[:n_users].tolist(),
+            "user_weight": list(self._user_weight[:n_users]),
+            "user_proj": [list(p) for p in self._user_proj[:n_users]],
             "loading": self._loading.tolist(),
             "g_loading": self._g_loading.tolist(),
             "typical": self._typical.tolist(),
@@ -239,16 +277,10 @@ class CommunicationDecoder:
             (np.asarray(c["data"], float), np.asarray(c["indices"], np.int32), np.asarray(c["indptr"], np.int32)),
             shape=tuple(c["shape"]),
         )
-        n_users = len(self._users)
-        size = max(16, n_users)
-        self._user_weight = np.zeros(size)
-        self._user_weight[:n_users] = state["user_weight"]
-        self._user_proj = np.zeros((size, self.dims))
-        if n_users:
-            self._user_proj[:n_users] = np.asarray(state["user_proj"], float).reshape(n_users, self.dims)
-        self._loading = np.asarray(state["loading"], float).reshape(-1, self.dims)
-        self._g_loading = np.asarray(state["g_loading"], float)
-        self._typical = np.asarray(state["typical"], float)
+        self._user_weight = [float(w) for w in state["user_weight"]]
+        self._user_proj = [[float(v) for v in p] for p in state["user_proj"]]
+        self._set_loading(np.asarray(state["loading"], float).reshape(-1, self.dims), state["g_loading"])
+        self._set_typical(state["typical"])
         self._events = state["events"]
         self._next_refit = state["next_refit"]
         self.refits = state["refits"]

@@ -34,9 +34,11 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional, Union
@@ -68,6 +70,9 @@ class LogError(ValueError):
     def __init__(self, path, line: int, field: str, message: str):
         self.path, self.line, self.field, self.message = str(path), int(line), field, message
         super().__init__(f"{self.path}:{self.line}: {field}: {message}")
+
+    def __reduce__(self):  # picklable (the replay's reader process sends them)
+        return (type(self), (self.path, self.line, self.field, self.message))
 
 
 class UnsupportedLogError(ValueError):
@@ -152,8 +157,16 @@ def read_events(
 # ---------------------------------------------------------------------------- text
 
 
+# A ':' not followed by a plain finite number (at most 30 digits, 2-digit exponent) that ends
+# at whitespace, '|' or the end of the line: one C-level scan per line finds the lines worth
+# a closer (slower) look.
+_SUSPECT = re.compile(r":(?![+-]?(?:\d{1,30}\.?\d{0,30}|\.\d{1,30})(?:[eE][+-]?\d{1,2})?(?:[\s|]|$))")
+
+
 def _check_features(path, line_no, text: str, where: str) -> Optional[LogError]:
     """Check VW text features (``|ns[:w] name[:value] ...``) so VW never sees a malformed one."""
+    if ":" not in text or not _SUSPECT.search(text):
+        return None
     for chunk in text.split("|")[1:]:
         tokens = chunk.split()
         if not chunk or chunk[0] in " \t":
@@ -208,6 +221,13 @@ def _parse_text_event(path, lines, first_line, feedback_namespace, feedback_from
     actions, labelled, cost, prob = [], None, None, None
     for i, line in enumerate(lines[start:]):
         line_no = first_line + start + i
+        if line[0] == "|":  # most action lines: no label
+            if ":" in line and _SUSPECT.search(line):
+                err = _check_features(path, line_no, line, "action")
+                if err:
+                    return err
+            actions.append(line.rstrip())
+            continue
         label, feats = _split_label(line)
         if label.startswith("shared"):
             return LogError(path, line_no, "shared", "a shared line must be the event's first line")
@@ -248,24 +268,46 @@ def _parse_text_event(path, lines, first_line, feedback_namespace, feedback_from
     )
 
 
+# The end of an event: a newline followed by one or more blank (or whitespace-only) lines.
+_EVENT_END = re.compile(r"\n(?:[ \t]*\n)+")
+
+
 def _read_text(path, fh, feedback_namespace, feedback_from_cost, skip_lines):
-    lines, first = [], 0
-    line_no = 0
-    for raw in fh:
-        line_no += 1
-        if line_no <= skip_lines:
-            continue
-        line = raw.rstrip("\r\n")
-        if line.strip():
-            if not lines:
-                first = line_no
-            lines.append(line)
-            continue
-        if lines:
-            yield _parse_text_event(path, lines, first, feedback_namespace, feedback_from_cost)
-            lines = []
-    if lines:
-        yield _parse_text_event(path, lines, first, feedback_namespace, feedback_from_cost)
+    # Blocks of text split into events by one regex scan, rather than a Python loop per line.
+    for _ in itertools.islice(fh, skip_lines):
+        pass
+    line_no = skip_lines + 1  # line number where `text[pos:]` starts
+    carry = ""
+    while True:
+        block = fh.read(1 << 20)
+        text = carry + block
+        if "\r" in text:
+            text = text.replace("\r\n", "\n") if block else text.replace("\r", "")
+        pos = 0
+        for match in _EVENT_END.finditer(text):
+            piece = text[pos:match.start()]
+            event = _text_piece(path, piece, line_no, feedback_namespace, feedback_from_cost)
+            if event is not None:
+                yield event
+            line_no += piece.count("\n") + match.group().count("\n")
+            pos = match.end()
+        carry = text[pos:]
+        if not block:
+            break
+    event = _text_piece(path, carry, line_no, feedback_namespace, feedback_from_cost)
+    if event is not None:
+        yield event
+
+
+def _text_piece(path, piece: str, line_no: int, feedback_namespace, feedback_from_cost):
+    lines = piece.split("\n")
+    start = 0
+    while start < len(lines) and not lines[start].strip():
+        start += 1
+    lines = [line for line in lines[start:] if line.strip()]
+    if not lines:
+        return None
+    return _parse_text_event(path, lines, line_no + start, feedback_namespace, feedback_from_cost)
 
 
 def format_text_event(event: Event, cost: Optional[float] = None, feedback_namespace: Optional[str] = "Feedback") -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from .logs import (
     DEFINITELY_BAD,
     Event,
     LogError,
+    UnsupportedLogError,
     detect_format,
     format_dsjson_event,
     format_text_event,
@@ -66,14 +68,16 @@ class ReplaySummary:
     with_feedback: int = 0
     seconds: float = 0.0
     errors: list = field(default_factory=list)  # first few skipped bad lines
+    peak_rss_mb: float = 0.0  # this process
+    driver_peak_rss_mb: float = 0.0  # VW's driver (the CB)
 
-    def add(self, event: Event, rho: float) -> None:
+    def add(self, feedback: str, has_feedback: bool, rho: float) -> None:
         self.events += 1
         self.rewards[rho] += 1
-        self.with_feedback += event.has_feedback
-        counts = self.by_feedback.get(event.feedback)
+        self.with_feedback += has_feedback
+        counts = self.by_feedback.get(feedback)
         if counts is None:
-            counts = self.by_feedback[event.feedback] = Counter()
+            counts = self.by_feedback[feedback] = Counter()
         counts[rho] += 1
 
     def shares(self, counts: Optional[Counter] = None) -> dict:
@@ -97,6 +101,8 @@ class ReplaySummary:
             },
             "seconds": self.seconds,
             "errors": self.errors,
+            "peak_rss_mb": self.peak_rss_mb,
+            "driver_peak_rss_mb": self.driver_peak_rss_mb,
         }
 
     @classmethod
@@ -105,6 +111,8 @@ class ReplaySummary:
         out.rewards = Counter({float(k): v for k, v in d["rewards"].items()})
         out.by_feedback = {fb: Counter({float(k): v for k, v in c.items()}) for fb, c in d["by_feedback"].items()}
         out.errors = list(d.get("errors", []))
+        out.peak_rss_mb = d.get("peak_rss_mb", 0.0)
+        out.driver_peak_rss_mb = d.get("driver_peak_rss_mb", 0.0)
         return out
 
     def report(self, top: int = 15) -> str:
@@ -150,8 +158,10 @@ class _CBDriver:
         self.workdir = Path(workdir)
         self._stderr = open(self.workdir / ".cb-driver.log", "w+b")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=self._stderr, stdout=subprocess.DEVNULL,
-                                     bufsize=1 << 20, cwd=self.workdir)
+                                     bufsize=0, cwd=self.workdir)
+        _widen_pipe(self.proc.stdin.fileno())  # writes return at once unless VW is a whole MB behind
         self._buffer: list = []
+        self.peak_rss_mb = 0.0
 
     def save(self, relative_path: str) -> None:
         """Save the model to ``workdir/relative_path`` now, and wait until it is complete."""
@@ -173,13 +183,15 @@ class _CBDriver:
 
     def feed(self, text: str) -> None:
         self._buffer.append(text)
-        if len(self._buffer) >= 512:
+        if len(self._buffer) >= 64:
             self.flush()
 
     def flush(self) -> None:
         if self._buffer:
             try:
-                self.proc.stdin.write("".join(self._buffer).encode())
+                data = memoryview("".join(self._buffer).encode())
+                while data:  # unbuffered: a write may take only part
+                    data = data[self.proc.stdin.write(data):]
             except BrokenPipeError:
                 self.close()  # raises with VW's message
             self._buffer = []
@@ -187,6 +199,11 @@ class _CBDriver:
     def close(self) -> None:
         try:
             self.flush()
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass
+        self.peak_rss_mb = _peak_rss_mb(self.proc.pid)
+        try:
             self.proc.stdin.close()
         except BrokenPipeError:
             pass
@@ -221,6 +238,7 @@ def replay(
     trace=None,
     limit: Optional[int] = None,
     progress: bool = False,
+    parallel_read: bool = True,
 ) -> ReplaySummary:
     """Learn an IGL-P policy from logs, off-policy, and save it to ``model_dir``.
 
@@ -246,6 +264,9 @@ def replay(
         Path of a CSV (or ``.parquet``) written with one row per event.
     limit
         Stop after this many events (counting from the start of the logs).
+    parallel_read
+        Read and check the logs in a forked process (where the platform can fork),
+        so that this one only runs the IK: the replay's bottleneck. Same results.
     """
     if on_bad_line not in ("fail", "skip"):
         raise ValueError(f"`on_bad_line` must be 'fail' or 'skip', got {on_bad_line!r}")
@@ -292,54 +313,56 @@ def replay(
     bar = _progress(progress, initial=seen)
     failure: Optional[LogError] = None
     last_good = dict(position)
+    records = _records_parallel if parallel_read and _can_fork() else _records
+    stream = records(paths, formats, feedback_namespace, feedback_from_cost, position["file"], position["line"])
     try:
-        for file_index in range(position["file"], len(paths)):
-            skip = position["line"] if file_index == position["file"] else 0
-            for event in read_events(paths[file_index], formats[file_index], feedback_namespace, feedback_from_cost, skip):
-                if limit is not None and seen >= limit:
-                    break
-                if isinstance(event, LogError):
-                    if on_bad_line == "fail":
-                        failure = event
-                        break
-                    summary.bad_lines += 1
-                    if len(summary.errors) < 5:
-                        summary.errors.append(str(event))
-                    continue
-                if len(event.actions) > learner.num_actions:
-                    err = LogError(event.path, event.line, "actions",
-                                   f"{len(event.actions)} actions, more than the model's {learner.num_actions} (--num-actions)")
-                    if on_bad_line == "fail":
-                        failure = err
-                        break
-                    summary.bad_lines += 1
-                    continue
-                if driver is None:
-                    if learner._cb_full_args is None:
-                        learner._cb_full_args = cb_arguments(learner.cb_args, event.context, event.actions, learner.seed)
-                    driver = _CBDriver(learner._cb_full_args, model_dir, _PART, cb_model)
-                rho = learner.learn_reward(event.context, len(event.actions), event.action, event.prob, event.feedback)
-                driver.feed(format_text_event(event, -rho))
-                summary.add(event, rho)
-                seen += 1
-                last_good = {"file": file_index, "line": event.end_line}
-                if tracer:
-                    tracer.write(event, learner.last)
-                if bar is not None and seen % 256 == 0:
-                    bar.update(256)
-                if checkpoint_every and seen % checkpoint_every == 0:
-                    summary.seconds = elapsed_before + time.perf_counter() - started
-                    _write_checkpoint(model_dir, learner, driver, last_good, summary, options)
-            if failure is not None or (limit is not None and seen >= limit):
+        for rec in stream:
+            if limit is not None and seen >= limit:
                 break
-            position = {"file": file_index + 1, "line": 0}
-            if failure is None:
-                last_good = dict(position) if file_index + 1 < len(paths) else last_good
+            if isinstance(rec, LogError):
+                err = rec
+            else:
+                fi, line, end_line, context, feedback, action, prob, k, has_fb, cb_pre, cb_post = rec
+                err = None
+                if k > learner.num_actions:
+                    err = LogError(paths[fi], line, "actions",
+                                   f"{k} actions, more than the model's {learner.num_actions} (--num-actions)")
+                else:
+                    try:
+                        # The checked record's text goes straight in (learn_reward re-checks it).
+                        rho = learner._learn_reward(context, context, k, action, prob, feedback)
+                    except ValueError as exc:  # VW's parser refused the features
+                        err = LogError(paths[fi], line, "features", str(exc))
+            if err is not None:
+                if on_bad_line == "fail":
+                    failure = err
+                    break
+                summary.bad_lines += 1
+                if len(summary.errors) < 5:
+                    summary.errors.append(str(err))
+                continue
+            if driver is None:
+                if learner._cb_full_args is None:
+                    actions = [t for t in (cb_pre + cb_post).split("\n") if t.startswith("|")]
+                    learner._cb_full_args = cb_arguments(learner.cb_args, context, actions, learner.seed)
+                driver = _CBDriver(learner._cb_full_args, model_dir, _PART, cb_model)
+            driver.feed(f"{cb_pre}0:{-rho + 0.0:.9g}:{prob:.9g} {cb_post}")
+            summary.add(feedback, has_fb, rho)
+            seen += 1
+            last_good = {"file": fi, "line": end_line}
+            if tracer:
+                tracer.write(str(paths[fi]), line, action, prob, feedback, learner.last)
+            if bar is not None and seen % 256 == 0:
+                bar.update(256)
+            if checkpoint_every and seen % checkpoint_every == 0:
+                summary.seconds = elapsed_before + time.perf_counter() - started
+                _write_checkpoint(model_dir, learner, driver, last_good, summary, options)
     except BaseException:
         if driver is not None:
             driver.kill()
         raise
     finally:
+        stream.close()  # stops the reader process, if any
         if bar is not None:
             bar.close()
         if tracer:
@@ -351,7 +374,9 @@ def replay(
         if stopped_early:  # resumable from here
             _write_checkpoint(model_dir, learner, driver, last_good, summary, options)
         driver.close()
+        summary.seconds = elapsed_before + time.perf_counter() - started  # until the CB has learned everything
         cb_model = model_dir / _PART
+        _measure_memory(summary, driver.peak_rss_mb)
         if not stopped_early:
             _write_checkpoint(model_dir, learner, None, last_good, summary, options, cb_source=cb_model)
     elif not (model_dir / CHECKPOINT_POINTER).exists():
@@ -362,6 +387,136 @@ def replay(
     return summary
 
 
+def _record(file_index: int, event):
+    """An event as the flat tuple the replay loop reads (cheap to pickle), or the LogError itself.
+
+    The CB's text is pre-built around the label: ``cb_pre + "0:cost:prob " + cb_post``.
+    """
+    if isinstance(event, LogError):
+        return event
+    head = ["shared " + event.context] if event.context else []
+    head.extend(event.actions[: event.action])
+    cb_pre = "\n".join(head) + "\n" if head else ""
+    cb_post = "\n".join(event.actions[event.action:]) + "\n\n"
+    return (file_index, event.line, event.end_line, event.context, event.feedback, event.action, event.prob,
+            len(event.actions), event.has_feedback, cb_pre, cb_post)
+
+
+def _records(paths, formats, feedback_namespace, feedback_from_cost, start_file, start_line):
+    for fi in range(start_file, len(paths)):
+        skip = start_line if fi == start_file else 0
+        for event in read_events(paths[fi], formats[fi], feedback_namespace, feedback_from_cost, skip):
+            yield _record(fi, event)
+
+
+def _widen_pipe(fd: int, size: int = 1 << 20) -> None:
+    """Grow a pipe's kernel buffer (Linux; 64 KB by default) so both ends work without waiting."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), size)
+    except (ImportError, OSError):
+        pass
+
+
+def _can_fork() -> bool:
+    import multiprocessing
+
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def _reader_main(conn, args, batch: int = 64) -> None:
+    """The forked reader: records in pickled batches, then ``None`` (or an error tuple)."""
+    try:
+        buf = []
+        for rec in _records(*args):
+            buf.append(rec)
+            if len(buf) >= batch:
+                conn.send_bytes(pickle.dumps(buf, protocol=pickle.HIGHEST_PROTOCOL))
+                buf = []
+        if buf:
+            conn.send_bytes(pickle.dumps(buf, protocol=pickle.HIGHEST_PROTOCOL))
+        conn.send_bytes(pickle.dumps(None))
+    except UnsupportedLogError as err:
+        conn.send_bytes(pickle.dumps(("unsupported", str(err))))
+    except BaseException as err:  # noqa: BLE001 - reported in the parent
+        conn.send_bytes(pickle.dumps(("error", f"{type(err).__name__}: {err}")))
+    finally:
+        conn.close()
+
+
+def _records_parallel(*args):
+    """:func:`_records` computed in a forked process, one batch ahead of the caller."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    _widen_pipe(send.fileno())  # lets the reader work ~1 MB ahead
+    proc = ctx.Process(target=_reader_main, args=(send, args), daemon=True)
+    proc.start()
+    send.close()
+    try:
+        while True:
+            try:
+                batch = pickle.loads(recv.recv_bytes())
+            except EOFError:
+                raise RuntimeError(f"the log reader process ended unexpectedly (exit code {proc.exitcode})") from None
+            if batch is None:
+                return
+            if isinstance(batch, tuple):
+                kind, message = batch
+                raise UnsupportedLogError(message) if kind == "unsupported" else RuntimeError(message)
+            yield from batch
+    finally:
+        recv.close()
+        if proc.is_alive():
+            proc.kill()
+        proc.join()
+
+
+def _peak_rss_mb(pid="self") -> float:
+    """A process's peak resident memory in MB (Linux ``VmHWM``; 0 where unknown).
+
+    Not ``ru_maxrss``: that keeps the high-water mark of the process it was
+    forked from, so a replay started by a big process would report the parent's.
+    """
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _measure_memory(summary: ReplaySummary, driver_peak: float = 0.0) -> None:
+    summary.peak_rss_mb = max(summary.peak_rss_mb, _peak_rss_mb())
+    summary.driver_peak_rss_mb = max(summary.driver_peak_rss_mb, driver_peak)
+
+
+def _check_size(learner: IGLP, event: Event) -> Optional[LogError]:
+    if len(event.actions) > learner.num_actions:
+        return LogError(event.path, event.line, "actions",
+                        f"{len(event.actions)} actions, more than the model's {learner.num_actions} (--num-actions)")
+    return None
+
+
+def _learn_event(learner: IGLP, event: Event, update: bool = True):
+    """``(event, ρ̂)``, or ``(LogError, None)`` when the event does not fit the model or VW rejects it."""
+    err = _check_size(learner, event)
+    if err is not None:
+        return err, None
+    try:
+        if update:
+            rho = learner.learn_reward(event.context, len(event.actions), event.action, event.prob, event.feedback)
+        else:
+            rho = learner.infer_reward(event.context, len(event.actions), event.action, event.prob, event.feedback)
+    except ValueError as err:  # VW's parser refused the features
+        return LogError(event.path, event.line, "features", str(err)), None
+    return event, rho
+
+
 def _comparable(options: dict) -> dict:
     return json.loads(json.dumps(options))
 
@@ -370,7 +525,7 @@ def _first_action_count(paths, formats, feedback_namespace, feedback_from_cost) 
     for p, f in zip(paths, formats):
         for event in read_events(p, f, feedback_namespace, feedback_from_cost):
             if isinstance(event, Event):
-                return len(event.actions)
+                return max(2, len(event.actions))
     raise ValueError(f"no valid event in {', '.join(map(str, paths))}: cannot tell the number of actions")
 
 
@@ -473,9 +628,9 @@ class _Tracer:
             if not exists:
                 self.writer.writerow(TRACE_COLUMNS)
 
-    def write(self, event: Event, last: dict, extra: Iterable = ()) -> None:
+    def write(self, path, line, action, prob, feedback, last: dict, extra: Iterable = ()) -> None:
         row = [
-            event.path, event.line, event.action, event.prob, event.feedback, last["group"],
+            path, line, action, prob, feedback, last["group"],
             f"{last['ik_probability']:.6g}", f"{last['prior']:.6g}", int(last["extreme"]),
             int(last["definitely_negative"]), last["inferred_reward"], *extra,
         ]
@@ -531,14 +686,17 @@ def predict_log(model_dir, paths, out, on_bad_line: str = "fail", feedback_names
     learner = IGLP.load(model_dir)
     counters = Counter()
     for _, event in _events(paths, on_bad_line, feedback_namespace, counters=counters):
-        if len(event.actions) > learner.num_actions:
-            err = LogError(event.path, event.line, "actions",
-                           f"{len(event.actions)} actions, more than the model's {learner.num_actions}")
+        err = _check_size(learner, event)
+        if err is None:
+            try:
+                pmf = learner.predict(event.context, event.actions)
+            except ValueError as exc:
+                err = LogError(event.path, event.line, "features", str(exc))
+        if err is not None:
             if on_bad_line == "fail":
                 raise err
             counters["bad_lines"] += 1
             continue
-        pmf = learner.predict(event.context, event.actions)
         action, prob = sample_pmf(learner._rng, pmf)
         out.write(json.dumps({"file": event.path, "line": event.line, "pmf": [round(p, 6) for p in pmf],
                               "action": action, "prob": round(prob, 6)}) + "\n")
@@ -567,22 +725,17 @@ def label_log(model_dir, paths, out_path, on_bad_line: str = "fail", trace=None,
     try:
         with open(tmp, "w") as out:
             for fmt, event in _events(paths, on_bad_line, feedback_namespace, feedback_from_cost, bad):
-                if len(event.actions) > learner.num_actions:
-                    err = LogError(event.path, event.line, "actions",
-                                   f"{len(event.actions)} actions, more than the model's {learner.num_actions}")
+                event, rho = _learn_event(learner, event, update=online)
+                if isinstance(event, LogError):
                     if on_bad_line == "fail":
-                        raise err
+                        raise event
                     summary.bad_lines += 1
                     continue
-                if online:
-                    rho = learner.learn_reward(event.context, len(event.actions), event.action, event.prob, event.feedback)
-                else:
-                    rho = learner.infer_reward(event.context, len(event.actions), event.action, event.prob, event.feedback)
                 cost = -rho + 0.0
                 out.write(format_text_event(event, cost, None if keep_feedback else feedback_namespace) if fmt == "text" else format_dsjson_event(event, cost))
-                summary.add(event, rho)
+                summary.add(event.feedback, event.has_feedback, rho)
                 if tracer:
-                    tracer.write(event, learner.last)
+                    tracer.write(event.path, event.line, event.action, event.prob, event.feedback, learner.last)
         os.replace(tmp, out_path)
     finally:
         if tracer:

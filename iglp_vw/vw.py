@@ -218,6 +218,24 @@ class Workspace:
         # objects (they were ~20% of a learn step). Parse, learn or predict, read,
         # and always finish, in this order: nothing parsed is left unfinished and
         # nothing unlearned/unpredicted is finished.
+        ws = self._ws
+        if type(text) is str and not self._multiline:  # the IK's path: one line, fewer steps
+            if "\r" in text:
+                text = text.replace("\r", "")
+            try:
+                examples = ws._parse(text)
+            except RuntimeError as err:
+                raise ValueError(f"VW could not parse the example {text[:300]!r}: {err}") from None
+            if len(examples) != 1:
+                for ex in examples:
+                    ws._finish_example(ex)
+                raise ValueError(f"expected one example, VW parsed {len(examples)} from {text[:300]!r}")
+            ex = examples[0]
+            try:
+                (pylibvw.vw.learn if learn else pylibvw.vw.predict)(ws, ex)
+                return self._read(ex)
+            finally:
+                ws._finish_example(ex)
         joined = text if isinstance(text, str) else "\n".join(text)
         if "\r" in joined:
             joined = joined.replace("\r", "")
@@ -227,7 +245,6 @@ class Workspace:
             raise ValueError(f"VW could not parse the example {joined[:300]!r}: {err}") from None
         if not examples:
             raise ValueError(f"VW found no example in {joined[:300]!r}")
-        ws = self._ws
         try:
             if self._multiline:
                 (pylibvw.vw.learn_multi if learn else pylibvw.vw.predict_multi)(ws, examples)

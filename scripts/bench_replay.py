@@ -1,0 +1,74 @@
+"""Offline replay speed and memory: ``iglp-vw replay`` vs VW's own driver on the same log.
+
+Generates a grounded log (synthetic50k: 10 actions, 20 features; 100 users, 100 words;
+uniform logging policy) as VW text ADF, then measures on the same file:
+  - ``iglp-vw replay LOG`` (IK + decoder in Python, the CB in VW's driver), wall time;
+  - ``python -m vowpalwabbit <the replay's own CB arguments> -d LOG`` (the CB alone),
+    wall time;
+and prints events/s of each, their ratio (issue 4 bar: >= 1/4, aim >= 1/2) and the
+replay's peak RSS (Python process and VW's driver), for each log length given, so that
+memory can be seen not to grow with the length.
+
+    python scripts/bench_replay.py --events 100000 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def make_log(path: Path, n: int, seed: int) -> float:
+    # In a child process, so that this one stays small and starts the replay lean.
+    return run([sys.executable, "-m", "iglp_vw.cli", "simulate", "grounded", "--dataset", "synthetic50k",
+                "--passes", str(-(-n // 50_000)), "--events", str(n), "--seed", str(seed), "--out", str(path)])
+
+
+def run(cmd, **kw) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if proc.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(map(str, cmd))}\n{proc.stderr[-3000:]}")
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", default=None, help="Where the logs go (default: a temporary directory).")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(args.workdir or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        rows = []
+        for n in args.events:
+            log = work / f"grounded-{n}.txt"
+            gen = make_log(log, n, args.seed)
+            size = log.stat().st_size / 2**20
+            print(f"{n:,} events: log {size:,.0f} MB written in {gen:.0f} s", flush=True)
+            model = work / f"model-{n}"
+            t_replay = run([sys.executable, "-m", "iglp_vw.cli", "replay", str(log), "--model-dir", str(model),
+                            "--seed", str(args.seed)])
+            summary = json.loads((model / "replay.json").read_text())["summary"]
+            cb_args = json.loads((model / "config.json").read_text())["cb_full_args"]
+            t_vw = run([sys.executable, "-m", "vowpalwabbit", *cb_args.split(), "-d", str(log), "--quiet"])
+            rows.append((n, n / t_replay, n / t_vw, summary["peak_rss_mb"], summary["driver_peak_rss_mb"]))
+            print(f"  iglp-vw replay: {t_replay:.1f} s   VW driver (CB alone, {cb_args}): {t_vw:.1f} s", flush=True)
+            log.unlink()
+
+    print()
+    print(f"{'events':>10} {'replay ev/s':>12} {'VW ev/s':>10} {'ratio':>7} {'RSS py MB':>10} {'RSS VW MB':>10}")
+    for n, r, v, rss, drss in rows:
+        print(f"{n:>10,} {r:>12,.0f} {v:>10,.0f} {r / v:>7.3f} {rss:>10.0f} {drss:>10.0f}")
+    print("bar: ratio >= 0.25 (aim 0.5); peak RSS < 300 MB and flat in the log length")
+
+
+if __name__ == "__main__":
+    main()
