@@ -239,3 +239,32 @@ def test_commands_have_help():
     for cmd in (["replay"], ["predict"], ["label"], ["simulate", "grounded"]):
         result = CliRunner().invoke(main, cmd + ["--help"])
         assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_killed_replay_resumes_to_identical_models(tmp_path, digits):
+    """SIGKILL a replay mid-run (real subprocess); --resume ends byte-identical to an uninterrupted run."""
+    import os
+    import signal
+    import time
+
+    X, y = digits
+    log = tmp_path / "long.txt"
+    write_log(GroundedSimulation(X, y, n_users=20, n_words=10, passes=12, seed=4), log, seed=4)
+    cmd = [sys.executable, "-m", "iglp_vw.cli", "replay", str(log), "--checkpoint-every", "500", "--model-dir"]
+    proc = subprocess.Popen(cmd + [str(tmp_path / "killed")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pointer = tmp_path / "killed" / "checkpoint.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if pointer.exists() and json.loads(pointer.read_text())["events"] >= 2000:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    proc.wait()
+    killed = proc.returncode == -signal.SIGKILL
+    result = CliRunner().invoke(main, ["replay", str(log), "--checkpoint-every", "500", "--resume", "--model-dir",
+                                       str(tmp_path / "killed")])
+    assert result.exit_code == 0, result.output
+    assert "events: 21,564" in result.output
+    replay([log], tmp_path / "straight", checkpoint_every=500)
+    _same_models(tmp_path / "killed", tmp_path / "straight")
+    assert killed, "the replay finished before it could be killed: make the log longer"
