@@ -243,5 +243,34 @@ def simulate_grounded(dataset, covertype_path, passes, users, words, bizarro_sha
     click.echo(f"wrote {n} events ({fmt}, {policy} logging) to {out}")
 
 
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Results CSV, one row per job (per-job directories go to OUT.jobs/).")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="A dask.distributed scheduler (e.g. tcp://host:8786), or 'serial' to run here, one job "
+                   "at a time. Default: a local cluster, one worker process per core.")
+@click.option("--workers", type=click.IntRange(1), default=None, help="Local cluster size (default: cores).")
+@click.option("--resume", is_flag=True, help="Skip the jobs whose results already exist.")
+def sweep(config, out, scheduler, workers, resume):
+    """Run a sweep: learner configurations x logs (or simulator settings) x seeds.
+
+    CONFIG is TOML or JSON (see iglp_vw/sweep.py and the README). Each job is a full replay
+    (with its inferred-reward shares, and precision/recall when the log has a truth file) or an
+    on-policy run of the grounded simulator (its true reward). A failed job is reported in its
+    row (column `error`) and the others finish.
+    """
+    from .sweep import sweep as run_sweep
+
+    try:
+        table = run_sweep(config, out, scheduler=scheduler, workers=workers, resume=resume, progress=True)
+    except (FileNotFoundError, ValueError, ImportError) as err:
+        _fail(str(err))
+    failed = table[table.error.astype(str).str.len() > 0] if "error" in table else table.iloc[0:0]
+    click.echo(f"{len(table)} jobs, {len(failed)} failed; results in {out}")
+    for _, row in failed.iterrows():
+        click.echo(f"failed job {row['job']}: {row['error']}", err=True)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
