@@ -100,3 +100,14 @@ def test_toml_config_and_bad_configs(tmp_path):
     assert result.exit_code == 2 and "not valid TOML" in result.output
     result = CliRunner().invoke(main, ["sweep", str(tmp_path / "none.toml"), "--out", str(tmp_path / "r.csv")])
     assert result.exit_code == 2 and "no such config" in result.output
+
+
+def test_logs_by_fsspec_url(tmp_path):
+    """A job reads its log from any fsspec URL (here fsspec's in-memory filesystem)."""
+    import fsspec
+
+    with fsspec.open("memory://sweep-test/example.txt", "wb") as fh:
+        fh.write((DATA / "example.txt").read_bytes())
+    config = {"mode": "replay", "logs": ["memory://sweep-test/example.txt"], "seeds": [0]}
+    table = sweep(config, tmp_path / "r.csv", scheduler="serial")
+    assert table.error.iloc[0] == "" and table.events.iloc[0] == 3
