@@ -226,10 +226,13 @@ def simulate():
 @click.option("--format", "fmt", type=click.Choice(["text", "dsjson"]), default="text", show_default=True)
 @click.option("--logging", "policy", type=click.Choice(["uniform", "naive"]), default="uniform", show_default=True,
               help="Logging policy: uniform, or an epsilon-greedy CB fed the naive reward (good word = 1).")
+@click.option("--logging-model", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Log with this saved IGL-P policy instead (frozen), e.g. to evaluate it off-policy.")
 @click.option("--events", type=click.IntRange(1), default=None, help="Stop after N events.")
 @click.option("--truth", type=click.Path(dir_okay=False), default=None,
               help="CSV of each event's hidden label, user type and true reward.")
-def simulate_grounded(dataset, covertype_path, passes, users, words, bizarro_share, seed, out, fmt, policy, events, truth):
+def simulate_grounded(dataset, covertype_path, passes, users, words, bizarro_share, seed, out, fmt, policy,
+                      logging_model, events, truth):
     """The grounded simulation (sec. 4.1) as a logged trace."""
     from .sim import GroundedSimulation, load_dataset
     from .sim.logging import write_log
@@ -239,7 +242,9 @@ def simulate_grounded(dataset, covertype_path, passes, users, words, bizarro_sha
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--dataset") from None
     sim = GroundedSimulation(X, y, n_users=users, n_words=words, bizarro_share=bizarro_share, passes=passes, seed=seed)
-    n = write_log(sim, out, fmt=fmt, policy=policy, seed=seed, limit=events, truth=truth)
+    if logging_model:
+        policy = "model"
+    n = write_log(sim, out, fmt=fmt, policy=policy, seed=seed, limit=events, truth=truth, model_dir=logging_model)
     click.echo(f"wrote {n} events ({fmt}, {policy} logging) to {out}")
 
 
@@ -270,6 +275,50 @@ def sweep(config, out, scheduler, workers, resume):
     click.echo(f"{len(table)} jobs, {len(failed)} failed; results in {out}")
     for _, row in failed.iterrows():
         click.echo(f"failed job {row['job']}: {row['error']}", err=True)
+
+
+@main.command()
+@click.argument("logs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--model-dir", required=True, type=click.Path(exists=True, file_okay=False), help="The learned policy.")
+@click.option("--signal", "signals", multiple=True, metavar="FEAT",
+              help="Feedback signal to report (repeatable; default: the 20 most frequent, 'none' included).")
+@click.option("--group-by", default=None, metavar="NAMESPACE", help="Also per user group: this context namespace.")
+@click.option("--bootstrap", type=click.IntRange(0), default=1000, show_default=True, help="Bootstrap resamples.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--feedback-namespace", default="Feedback", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the table as CSV.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write a PNG of the lifts.")
+def evaluate(logs, model_dir, signals, group_by, bootstrap, seed, feedback_namespace, out, plot):
+    """Off-policy evaluation of a learned policy on logs with logging probabilities.
+
+    Per feedback signal: its rate in the log (the logging policy's), its estimated rate under
+    the learned policy (IPS, self-normalised IPS, doubly robust) and the relative lift
+    (SNIPS / logging rate) with a bootstrap 95% interval, as in the paper's Table 1.
+    """
+    from .evaluate import evaluate as run_evaluate
+    from .evaluate import plot_lifts
+    from .logs import LogError, UnsupportedLogError
+
+    try:
+        table = run_evaluate(model_dir, logs, signals=list(signals) or None, group_by=group_by, n_boot=bootstrap,
+                             seed=seed, feedback_namespace=feedback_namespace)
+    except LogError as err:
+        _fail(str(err))
+    except (UnsupportedLogError, FileNotFoundError, ValueError) as err:
+        _fail(str(err))
+    with pd_options():
+        click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if out:
+        table.to_csv(out, index=False)
+    if plot:
+        plot_lifts(table, plot)
+        click.echo(f"wrote {plot}")
+
+
+def pd_options():
+    import pandas as pd
+
+    return pd.option_context("display.width", 200, "display.max_columns", 20)
 
 
 if __name__ == "__main__":  # pragma: no cover

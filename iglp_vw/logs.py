@@ -16,7 +16,7 @@ VW text ADF (what ``--cb_explore_adf`` reads)::
     |Action id=2
     <blank line>
 
-The labelled line is the action shown, ``[index]:cost:probability``; the feedback
+The labelled line is the action shown, ``index:cost:probability``; the feedback
 is the shared line's ``Feedback`` namespace (``feedback_namespace``), taken out of
 the context. No feedback namespace means "no feedback" (:data:`NO_FEEDBACK`).
 
@@ -236,18 +236,21 @@ def _parse_text_event(path, lines, first_line, feedback_namespace, feedback_from
             return err
         if label:
             parts = label.split()[0].split(":")
-            if len(parts) not in (2, 3):
-                return LogError(path, line_no, "label", f"{label!r} is not [index:]cost:probability")
+            if len(parts) == 2:  # VW reads action:cost, with no probability
+                return LogError(path, line_no, "probability",
+                                f"label {label!r} has no logging probability (index:cost:probability)")
+            if len(parts) != 3:
+                return LogError(path, line_no, "label", f"{label!r} is not index:cost:probability")
             if labelled is not None:
                 return LogError(path, line_no, "label", f"label on two actions (lines {first_line + start + labelled} and {line_no})")
             try:
-                cost = float(parts[-2])
+                cost = float(parts[1])
             except ValueError:
-                return LogError(path, line_no, "cost", f"{parts[-2]!r} is not a number")
+                return LogError(path, line_no, "cost", f"{parts[1]!r} is not a number")
             try:
-                prob = float(parts[-1])
+                prob = float(parts[2])
             except ValueError:
-                return LogError(path, line_no, "probability", f"{parts[-1]!r} is not a number")
+                return LogError(path, line_no, "probability", f"{parts[2]!r} is not a number")
             if not 0 < prob <= 1:
                 return LogError(path, line_no, "probability", f"{prob!r} is outside (0, 1]")
             labelled = i

@@ -15,7 +15,7 @@ from ..vw import format_namespaces
 
 __all__ = ["write_log", "LOGGING_POLICIES"]
 
-LOGGING_POLICIES = ("uniform", "naive")
+LOGGING_POLICIES = ("uniform", "naive", "model")
 
 
 def write_log(
@@ -27,12 +27,14 @@ def write_log(
     limit: Optional[int] = None,
     truth=None,
     epsilon: float = 0.2,
+    model_dir=None,
 ) -> int:
     """Play a logging policy through ``sim`` and write each round as a logged event.
 
     ``policy``: ``"uniform"`` (probability 1/K) or ``"naive"`` (an ε-greedy VW CB
     fed the naive reward, "good word = 1", as a hand-engineered recommender would
-    be; ``epsilon`` its exploration). The logged cost is the naive one (−1 for a
+    be; ``epsilon`` its exploration), or ``"model"``: a saved IGL-P policy
+    (``model_dir``), frozen (a learned policy deployed, for off-policy evaluation). The logged cost is the naive one (−1 for a
     good word), the feedback the word (text: ``|Feedback word=w42``; DSJSON:
     ``"o": [{"v": {"word": "w42"}}]``). ``truth``: optional CSV path that gets the
     hidden label, user type and true reward of each event (never in the log).
@@ -49,6 +51,12 @@ def write_log(
         from ..baselines import RewardCB
 
         logger = RewardCB(k, sim.naive_reward, f"--cb_explore_adf --epsilon {epsilon}", seed=seed)
+    elif policy == "model":
+        from ..learner import IGLP
+
+        if model_dir is None:
+            raise ValueError("policy='model' needs `model_dir`")
+        logger = IGLP.load(model_dir)
     action_texts = [format_namespaces(a) for a in sim.actions]
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
@@ -71,7 +79,7 @@ def write_log(
                     action, prob = sample_pmf(rng, pmf)
                 feedback, reward = sim.feedback(rnd, action, rng)
                 cost = -sim.naive_reward(rnd["context"], feedback)
-                if logger is not None:
+                if logger is not None and policy == "naive":
                     logger.learn(rnd["context"], rnd["actions"], action, prob, feedback)
                 if fmt == "text":
                     ctx = format_namespaces(rnd["context"])
