@@ -91,6 +91,9 @@ def _fail(message: str, code: int = 2):
 @click.option("--definitely-negative", "definitely_negative", multiple=True, metavar="FEAT",
               help="Feedback feature name or value that is definitely negative (repeatable; --states 3). "
                    "DSJSON outcomes with \"_definitely_bad\": true always are.")
+@click.option("--definitely-positive", "definitely_positive", multiple=True, metavar="FEAT",
+              help="Feedback feature name or value that is definitely positive (repeatable; --states 3; "
+                   "the paper's footnote 1).")
 @click.option("--cb-args", default=DEFAULT_CB_ARGS, show_default=True, help="VW arguments of the contextual bandit.")
 @click.option("--ik-args", default=None, help="Extra VW arguments of the IK models (e.g. '-b 20').")
 @click.option("--num-actions", type=click.IntRange(1), default=None,
@@ -111,7 +114,7 @@ def _fail(message: str, code: int = 2):
 @click.option("--trace", type=click.Path(dir_okay=False), default=None,
               help="Write one row per event (CSV, or Parquet for .parquet) with the inferred reward and the IK's P.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Stop after N events (resume later with --resume).")
-def replay(logs, model_dir, states, alpha, definitely_negative, cb_args, ik_args, num_actions, seed, user_namespace,
+def replay(logs, model_dir, states, alpha, definitely_negative, definitely_positive, cb_args, ik_args, num_actions, seed, user_namespace,
            feedback_namespace, feedback_from_cost, fmt, checkpoint_every, resume, on_bad_line, trace, limit):
     """Learn an IGL-P policy offline from logged events (VW text ADF or DSJSON, gzip or not).
 
@@ -127,6 +130,8 @@ def replay(logs, model_dir, states, alpha, definitely_negative, cb_args, ik_args
               "user_namespace": user_namespace}
     if definitely_negative:
         params["definitely_negative"] = sorted(definitely_negative)
+    if definitely_positive:
+        params["definitely_positive"] = sorted(definitely_positive)
     if num_actions:
         params["num_actions"] = num_actions
     try:

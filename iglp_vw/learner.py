@@ -119,6 +119,10 @@ class IGLP:
     definitely_negative
         DN oracle (3 states only): a callable ``(context, feedback) -> bool`` or
         a set of feedback feature names/values such as ``{"dislike"}``.
+    definitely_positive
+        "Definitely positive" oracle (3 states only; the paper's footnote 1), same
+        forms, e.g. ``{"love"}``; see :func:`iglp_vw.reward.reward_from_test` for how
+        it combines with the negative one.
     threshold
         The extreme-event factor (2 in the paper).
     seed
@@ -165,6 +169,7 @@ class IGLP:
         ik_feedback: bool = False,
         decoder_reference: str = "uniform",
         decoder_args: Optional[dict] = None,
+        definitely_positive=None,
     ):
         if not isinstance(num_actions, (int, np.integer)) or num_actions < 2:
             raise ValueError(f"`num_actions` must be an int >= 2, got {num_actions!r}")
@@ -172,8 +177,10 @@ class IGLP:
             raise ValueError(f"`states` must be 2 or 3, got {states!r}")
         if not 0 < alpha <= 1:
             raise ValueError(f"`alpha` must be in (0, 1], got {alpha!r}")
-        if states == 2 and (alpha != 1 or definitely_negative is not None):
-            raise ValueError("`states=2` is alpha=1 with no definitely_negative oracle; use states=3 for those")
+        if states == 2 and (alpha != 1 or definitely_negative is not None or definitely_positive is not None):
+            raise ValueError(
+                "`states=2` is alpha=1 with no definitely_negative/definitely_positive oracle; use states=3 for those"
+            )
         if threshold <= 1:
             raise ValueError(f"`threshold` must be > 1, got {threshold!r}")
         if extreme_test not in ("group", "event", "either"):
@@ -200,9 +207,12 @@ class IGLP:
         self.decoder_reference = decoder_reference
         self.decoder_args = dict(decoder_args or {})
 
+        self.definitely_positive = definitely_positive
         self._dn = _DefinitelyNegative(definitely_negative)
+        self._dp = _DefinitelyNegative(definitely_positive)
         self._rng = np.random.default_rng(self.seed)
-        self._decoder = CommunicationDecoder(dims=states - 1, **self.decoder_args)
+        # One group bit per non-zero state by default (decoder_args may set "dims").
+        self._decoder = CommunicationDecoder(**{"dims": states - 1, **self.decoder_args})
         self._ik = InverseKinematics(self.num_actions, ik_args, self.seed)
         self._cb: Optional[Workspace] = None
         self._cb_full_args: Optional[str] = None
@@ -233,6 +243,7 @@ class IGLP:
             "ik_feedback": self.ik_feedback,
             "decoder_reference": self.decoder_reference,
             "decoder_args": self.decoder_args,
+            "definitely_positive": self._dp.to_json(),
         }
 
     def __repr__(self) -> str:
@@ -360,7 +371,10 @@ class IGLP:
             stats[1] = stats[1] * self._decay + weight
 
         negative = extreme and self.states == 3 and self._dn(context, feedback, fb_text)
-        rho = reward_from_test(extreme, negative, self.alpha)  # Eq. 4
+        positive = None
+        if self.definitely_positive is not None:
+            positive = bool(extreme and not negative and self._dp(context, feedback, fb_text))
+        rho = reward_from_test(extreme, negative, self.alpha, positive, self.definitely_negative is not None)  # Eq. 4
 
         if update:
             self._decoder.update(user, fb_key, self._decoder_weight(action, prob, weight))
@@ -371,6 +385,7 @@ class IGLP:
             "group": code,
             "extreme": bool(extreme),
             "definitely_negative": bool(negative),
+            "definitely_positive": bool(positive),
             "inferred_reward": rho,
             "weight": weight,
         }
@@ -434,10 +449,10 @@ class IGLP:
         return directory
 
     @classmethod
-    def load(cls, directory, definitely_negative=None) -> "IGLP":
+    def load(cls, directory, definitely_negative=None, definitely_positive=None) -> "IGLP":
         """Load a learner saved by :meth:`save`; training continues exactly as if never stopped.
 
-        A callable ``definitely_negative`` is not saved: pass it again here.
+        A callable ``definitely_negative`` (or ``definitely_positive``) is not saved: pass it again here.
         """
         directory = Path(directory)
         try:
@@ -452,6 +467,13 @@ class IGLP:
             params["definitely_negative"] = definitely_negative
         elif definitely_negative is not None:
             params["definitely_negative"] = definitely_negative
+        dp = params.get("definitely_positive")
+        if dp == "<callable>":
+            if definitely_positive is None:
+                raise ValueError("this model used a callable `definitely_positive`: pass it to IGLP.load")
+            params["definitely_positive"] = definitely_positive
+        elif definitely_positive is not None:
+            params["definitely_positive"] = definitely_positive
         self = cls(**params)
         self._ik = InverseKinematics.load(
             self.num_actions, self.ik_args, self.seed, directory / "ik.model", directory / "ik_prior.model"

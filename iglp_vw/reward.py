@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 
 def is_extreme(ik_probability: float, prior: float, threshold: float = 2.0) -> bool:
     """Extreme-event test (Eq. 3): the feedback says ``r != 0`` iff P̂(a|x,y) > threshold · prior.
@@ -43,12 +45,32 @@ def inferred_reward(
     return reward_from_test(is_extreme(ik_probability, prior, threshold), definitely_negative, alpha)
 
 
-def reward_from_test(extreme: bool, definitely_negative: bool = False, alpha: float = 1.0) -> float:
+def reward_from_test(
+    extreme: bool,
+    definitely_negative: bool = False,
+    alpha: float = 1.0,
+    definitely_positive: Optional[bool] = None,
+    negative_oracle: bool = True,
+) -> float:
     """Eq. 4 given the outcome of the extreme-event test (per event or per group).
+
+    With a "definitely positive" oracle too (the paper's footnote 1, ``definitely_positive``
+    not ``None``): an extreme event it marks is ``+1``; one neither oracle marks is ``-1``
+    when there is no negative oracle (``negative_oracle=False``: Eq. 4 mirrored, the
+    positive side labelled), and ``0`` when both oracles exist (unlabelled and ambiguous:
+    the CB is not taught either way). A definitely-negative mark wins.
 
     >>> reward_from_test(False, True), reward_from_test(True), reward_from_test(True, True, 0.25)
     (0.0, 1.0, -4.0)
+    >>> reward_from_test(True, definitely_positive=True), reward_from_test(True, definitely_positive=False)
+    (1.0, 0.0)
+    >>> reward_from_test(True, definitely_positive=False, negative_oracle=False)
+    -1.0
     """
     if not extreme:
         return 0.0
-    return -1.0 / alpha if definitely_negative else 1.0
+    if definitely_negative:
+        return -1.0 / alpha
+    if definitely_positive is None or definitely_positive:
+        return 1.0
+    return 0.0 if negative_oracle else -1.0

@@ -105,3 +105,60 @@ def test_params_and_repr():
     assert learner.params["seed"] == 3 and learner.params["num_actions"] == 5
     assert repr(learner).startswith("IGLP(num_actions=5")
     assert IGLP(**{**learner.params, "definitely_negative": None}).params == learner.params
+
+
+def _trace(learner, sim, rounds, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for t, rnd in enumerate(sim):
+        if t >= rounds:
+            break
+        a, p = learner.act(rnd["context"], rnd["actions"])
+        fb, _ = sim.feedback(rnd, a, rng)
+        rho = learner.learn(rnd["context"], rnd["actions"], a, p, fb)
+        out.append((a, rho, dict(learner.last), fb["Feedback"]["word"]))
+    return out
+
+
+def test_three_states_label_definitely_negative_extremes_minus_one_over_alpha(digits):
+    from .conftest import small_sim
+
+    bad_words = {f"w{i}" for i in range(5)}
+    learner = IGLP(10, states=3, alpha=0.5, definitely_negative=bad_words, seed=0)
+    trace = _trace(learner, small_sim(digits, passes=2), 3000)
+    extremes = [(rho, last, w) for _, rho, last, w in trace if last["extreme"]]
+    assert len(extremes) > 50
+    for rho, last, word in extremes:
+        assert rho == (-2.0 if word in bad_words else 1.0) and last["definitely_negative"] == (word in bad_words)
+    assert all(rho == 0.0 for _, rho, last, _ in trace if not last["extreme"])
+    assert {-2.0, 1.0} <= {rho for rho, _, _ in extremes}
+
+
+def test_three_states_with_alpha_one_and_no_oracle_is_two_state_igl(digits, tmp_path):
+    """Eq. 4 with alpha = 1 and no oracle embeds 2-state IGL: same rewards, same models."""
+    from .conftest import small_sim
+
+    two = IGLP(10, states=2, seed=0)
+    three = IGLP(10, states=3, alpha=1.0, seed=0, decoder_args={"dims": 1})  # the same 1-bit groups
+    a, b = _trace(two, small_sim(digits, passes=1), 1500), _trace(three, small_sim(digits, passes=1), 1500)
+    assert [(x[0], x[1]) for x in a] == [(x[0], x[1]) for x in b]
+    two.save(tmp_path / "2")
+    three.save(tmp_path / "3")
+    for name in ("cb.model", "ik.model", "ik_prior.model"):
+        assert (tmp_path / "2" / name).read_bytes() == (tmp_path / "3" / name).read_bytes()
+
+
+def test_definitely_positive_oracle(context, actions):
+    from iglp_vw.reward import reward_from_test
+
+    only_dp = IGLP(10, states=3, definitely_positive={"love"})
+    both = IGLP(10, states=3, definitely_negative={"angry"}, definitely_positive={"love"})
+    assert only_dp.params["definitely_positive"] == ["love"] and both.params["definitely_negative"] == ["angry"]
+    assert reward_from_test(True, False, 1.0, True, False) == 1.0  # marked positive
+    assert reward_from_test(True, False, 1.0, False, False) == -1.0  # mirror of Eq. 4
+    assert reward_from_test(True, False, 1.0, False, True) == 0.0  # both oracles, unmarked: ambiguous
+    assert reward_from_test(True, True, 0.5, True, True) == -2.0  # negative mark wins
+    with pytest.raises(ValueError, match="states=2"):
+        IGLP(10, states=2, definitely_positive={"love"})
