@@ -235,6 +235,36 @@ class CommunicationDecoder:
         self._typical = np.asarray(typical, float)
         self._typ = tuple(self._typical.tolist())
 
+    def coordinates(self, k: int = 2):
+        """Users and feedback values in the top ``k`` directions of the decoder's own counts.
+
+        The same centred, shrunk user x feedback rows a refit decomposes, with ``k``
+        directions instead of ``dims`` (the first one is the direction the group codes
+        use, same sign). Returns ``(users, feedback)``: dicts of key -> array of ``k``
+        coordinates. For plots like the paper's Fig. 2, read back from a trained model.
+        """
+        counts = self._coalesce()
+        n = np.asarray(counts.sum(axis=1)).ravel()
+        if self.center == "population":
+            g = np.asarray(counts.sum(axis=0)).ravel() / max(n.sum(), 1e-12)
+        else:
+            g = np.full(counts.shape[1], 1.0 / max(counts.shape[1], 1))
+        d = 1.0 / (n + self.shrinkage)
+        a = n * d
+        m = sparse.diags(d) @ counts
+        b = np.asarray(m.T @ a).ravel()
+        gram = (m.T @ m).toarray() - np.outer(b, g) - np.outer(g, b) + (a @ a) * np.outer(g, g)
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            _, vecs = np.linalg.eigh(gram)
+        top = vecs[:, ::-1][:, :k]
+        if len(self._loading) and (top[: len(self._loading), 0] @ self._loading[:, 0]) < 0:
+            top[:, 0] *= -1
+        users = (m @ top) - np.outer(a, g @ top)
+        return (
+            {u: users[i] for u, i in self._users.items()},
+            {f: top[j] for f, j in self._feedback.items()},
+        )
+
     # ------------------------------------------------------------------ state
     def get_state(self) -> dict:
         """Everything needed to continue exactly where this decoder is (JSON-able)."""
