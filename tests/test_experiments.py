@@ -23,3 +23,13 @@ def test_fig2_embedding_separates_hidden_types(tmp_path):
     assert summary.reward_last20["IGL-P(2)"] > summary.reward_last20["naive CB"] + 0.3
     for name in ("embedding.png", "curves.png", "embedding.csv", "curves.csv"):
         assert (tmp_path / name).stat().st_size > 0
+
+
+def test_table1_three_states_avoid_the_dislike_pathology(tmp_path):
+    _run("table1_image.py", "--out", tmp_path, "--rounds", 25000, "--users", 150, "--bootstrap", 200, "--seed", 1)
+    t = pd.read_csv(tmp_path / "table1.csv").set_index(["algorithm", "signal"])
+    assert t.lift["IGL-P(2)", "dislike"] > 2.0  # 2 states: dislikes up
+    assert t.lift["IGL-P(3)", "dislike"] < 0.5 * t.lift["IGL-P(2)", "dislike"]
+    assert t.lift_low["IGL-P(3)", "dislike"] < 1.5
+    assert t["true_r-1"]["IGL-P(3)", "click"] < t["true_r-1"]["IGL-P(2)", "click"]
+    assert (tmp_path / "table1.png").stat().st_size > 0

@@ -13,7 +13,7 @@ import numpy as np
 from ..learner import sample_pmf
 from ..vw import format_namespaces
 
-__all__ = ["write_log", "LOGGING_POLICIES"]
+__all__ = ["write_log", "write_policy_log", "LOGGING_POLICIES"]
 
 LOGGING_POLICIES = ("uniform", "naive", "model")
 
@@ -106,6 +106,46 @@ def write_log(
                 if truth_writer:
                     truth_writer.writerow([n, line, rnd["label"], rnd["user"], int(rnd["bizarro"]), action, reward])
                 line += written
+                n += 1
+    finally:
+        if truth_fh:
+            truth_fh.close()
+    return n
+
+
+def write_policy_log(sim, learner, path, seed: int = 0, cost=None, truth=None, learn: bool = True) -> int:
+    """Play ``learner`` (``predict``/``learn``) on-policy through ``sim`` and log it as VW text ADF.
+
+    Each event carries the sampled action's probability, the feedback in a ``Feedback``
+    namespace of the shared line (none when the user said nothing) and ``cost(context,
+    feedback)`` as the cost (0 without it). ``learn=False`` keeps the policy frozen.
+    ``truth``: optional CSV path with each event's first line, user, hidden group, action
+    and latent reward (``sim.feedback`` returns it second).
+    """
+    rng = np.random.default_rng(seed + 7)
+    action_texts = [format_namespaces(a) for a in sim.actions]
+    truth_fh = open(truth, "w", newline="") if truth else None
+    writer = csv.writer(truth_fh) if truth_fh else None
+    if writer:
+        writer.writerow(["event", "line", "user", "group", "action", "reward"])
+    n, line = 0, 1
+    try:
+        with open(path, "w") as out:
+            for rnd in sim:
+                pmf = learner.predict(rnd["context"], rnd["actions"])
+                action, prob = sample_pmf(rng, pmf)
+                feedback, reward = sim.feedback(rnd, action, rng)
+                if learn:
+                    learner.learn(rnd["context"], rnd["actions"], action, prob, feedback)
+                c = cost(rnd["context"], feedback) if cost else 0.0
+                fb = format_namespaces(feedback) if feedback else ""
+                lines = [f"shared {format_namespaces(rnd['context'])} {fb}".rstrip()]
+                for i, text in enumerate(action_texts):
+                    lines.append(f"0:{-c if cost else 0.0:g}:{prob:.9g} {text}" if i == action else text)
+                out.write("\n".join(lines) + "\n\n")
+                if writer:
+                    writer.writerow([n, line, rnd.get("user"), rnd.get("group"), action, reward])
+                line += len(lines) + 1
                 n += 1
     finally:
         if truth_fh:
