@@ -33,3 +33,14 @@ def test_table1_three_states_avoid_the_dislike_pathology(tmp_path):
     assert t.lift_low["IGL-P(3)", "dislike"] < 1.5
     assert t["true_r-1"]["IGL-P(3)", "click"] < t["true_r-1"]["IGL-P(2)", "click"]
     assert (tmp_path / "table1.png").stat().st_size > 0
+
+
+def test_fig4_igl_p3_is_even_across_reader_groups(tmp_path):
+    _run("fig4_news.py", "--out", tmp_path, "--rounds", 15000, "--seed", 1)
+    t = pd.read_csv(tmp_path / "fig4.csv")
+    spread = t.groupby("algorithm")[["r+1", "r-1"]].agg(lambda v: v.max() - v.min())
+    worst = t.groupby("algorithm")["r-1"].max()
+    assert spread.loc["IGL-P(3)", "r-1"] < 0.5 * spread.loc["CB-emoji", "r-1"]
+    assert worst["IGL-P(3)"] < 0.3 < worst["CB-emoji"] and worst["CB-comment"] > 0.3
+    assert t[t.algorithm == "IGL-P(3)"]["r+1"].min() > 0.4
+    assert (tmp_path / "fig4.png").stat().st_size > 0
