@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 import numpy as np
+
+from .play import play
 import pandas as pd
 
 DATASETS = ("digits", "synthetic50k", "covertype")
@@ -154,23 +156,5 @@ def run(learner, sim: GroundedSimulation, seed: int = 0, limit: Optional[int] = 
     The learner needs ``act(context, actions) -> (index, prob)`` and
     ``learn(context, actions, action, prob, feedback) -> inferred reward``.
     """
-    rng = np.random.default_rng(seed + 2)
-    rows = []
-    for t, rnd in enumerate(sim):
-        if limit is not None and t >= limit:
-            break
-        action, prob = learner.act(rnd["context"], rnd["actions"])
-        feedback, reward = sim.feedback(rnd, action, rng)
-        rho = learner.learn(rnd["context"], rnd["actions"], action, prob, feedback)
-        rows.append(
-            {
-                "t": t,
-                "user": rnd["user"],
-                "bizarro": rnd["bizarro"],
-                "action": action,
-                "prob": prob,
-                "reward": reward,
-                "inferred_reward": rho,
-            }
-        )
-    return pd.DataFrame(rows)
+    frame = play(learner, sim, seed=seed, limit=limit, keep=("user", "bizarro"))
+    return frame.rename(columns={"learned": "inferred_reward"})

@@ -28,6 +28,8 @@ from typing import Iterator
 
 import numpy as np
 
+from .play import draw
+
 SIGNALS = ("click", "like", "dislike")
 GROUPS = ("likers", "clickers", "quiet")
 
@@ -88,14 +90,8 @@ class ImageRecSimulation:
     def feedback(self, round_: dict, action: int, rng: np.random.Generator):
         """``(feedback, latent reward)``; feedback is ``{"Feedback": {signal: True}}`` or empty."""
         r = self.latent_reward(round_["user"], action)
-        table = FEEDBACK[round_["group"]][r]
-        u = rng.random()
-        acc = 0.0
-        for signal, p in table.items():
-            acc += p
-            if u < acc:
-                return {"Feedback": {signal: True}}, r
-        return {}, r
+        signal = draw(FEEDBACK[round_["group"]][r], rng)
+        return ({"Feedback": {signal: True}} if signal else {}), r
 
     @staticmethod
     def hand_engineered_reward(context: dict, feedback: dict) -> float:

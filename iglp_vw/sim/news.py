@@ -30,6 +30,8 @@ from typing import Iterator
 
 import numpy as np
 
+from .play import draw
+
 OUTLETS = ("fox", "huffpost", "time")
 REACTIONS = ("like", "love", "haha", "wow", "sad", "angry", "comment", "share")
 EMOJI = ("love", "haha", "wow", "sad", "angry")
@@ -97,13 +99,8 @@ class NewsSimulation:
     def feedback(self, round_: dict, action: int, rng: np.random.Generator):
         """``(feedback, latent reward)``: ``{"Feedback": {reaction: True}}``, or ``{}`` for none."""
         r = self.latent_reward(round_, action)
-        u = rng.random()
-        acc = 0.0
-        for reaction, p in FEEDBACK[round_["outlet"]][r].items():
-            acc += p
-            if u < acc:
-                return {"Feedback": {reaction: True}}, r
-        return {}, r
+        reaction = draw(FEEDBACK[round_["outlet"]][r], rng)
+        return ({"Feedback": {reaction: True}} if reaction else {}), r
 
     @staticmethod
     def emoji_reward(context: dict, feedback: dict) -> float:

@@ -7,7 +7,18 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["play"]
+__all__ = ["play", "draw"]
+
+
+def draw(table: dict, rng: np.random.Generator):
+    """One key of ``table`` (key -> probability, summing to at most 1), or ``None`` for the rest."""
+    u = rng.random()
+    acc = 0.0
+    for key, p in table.items():
+        acc += p
+        if u < acc:
+            return key
+    return None
 
 
 def play(learner, sim, seed: int = 0, limit: Optional[int] = None, keep: Sequence[str] = ()) -> pd.DataFrame:
