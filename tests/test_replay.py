@@ -268,3 +268,20 @@ def test_killed_replay_resumes_to_identical_models(tmp_path, digits):
     replay([log], tmp_path / "straight", checkpoint_every=500)
     _same_models(tmp_path / "killed", tmp_path / "straight")
     assert killed, "the replay finished before it could be killed: make the log longer"
+
+
+def test_cb_model_from_dsjson_scores_dsjson_in_plain_vw(logs, tmp_path):
+    """Features are named as VW's JSON parser names them: VW's own --dsjson scoring agrees with predict."""
+    replay([logs / "g.dsjson"], tmp_path / "m")
+    ours = CliRunner().invoke(main, ["predict", "--model-dir", str(tmp_path / "m"), str(logs / "g.dsjson")])
+    assert ours.exit_code == 0
+    ours = [json.loads(line)["pmf"] for line in ours.output.splitlines()]
+    proc = subprocess.run([sys.executable, "-m", "vowpalwabbit", "--dsjson", "-t", "-i", str(tmp_path / "m" / "cb.model"),
+                           "-d", str(logs / "g.dsjson"), "-p", str(tmp_path / "vw.txt"), "--quiet"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    theirs = [line for line in (tmp_path / "vw.txt").read_text().splitlines() if line.strip()]
+    assert len(theirs) == len(ours) == 1200
+    for pmf, line in zip(ours, theirs):
+        scores = {int(a): float(p) for a, p in (pair.split(":") for pair in line.split(","))}
+        assert [round(scores[i], 4) for i in range(len(pmf))] == [round(p, 4) for p in pmf]
