@@ -66,6 +66,7 @@ class ReplaySummary:
     rewards: Counter = field(default_factory=Counter)  # rho -> count
     by_feedback: dict = field(default_factory=dict)  # feedback text -> Counter(rho -> count)
     with_feedback: int = 0
+    action_set_changes: int = 0  # events whose action set differs from the previous event's
     seconds: float = 0.0
     errors: list = field(default_factory=list)  # first few skipped bad lines
     peak_rss_mb: float = 0.0  # this process
@@ -95,6 +96,7 @@ class ReplaySummary:
             "events": self.events,
             "bad_lines": self.bad_lines,
             "with_feedback": self.with_feedback,
+            "action_set_changes": self.action_set_changes,
             "rewards": {repr(float(k)): v for k, v in sorted(self.rewards.items())},
             "by_feedback": {
                 fb: {repr(float(k)): v for k, v in sorted(c.items())} for fb, c in self.by_feedback.items()
@@ -111,6 +113,7 @@ class ReplaySummary:
         out.rewards = Counter({float(k): v for k, v in d["rewards"].items()})
         out.by_feedback = {fb: Counter({float(k): v for k, v in c.items()}) for fb, c in d["by_feedback"].items()}
         out.errors = list(d.get("errors", []))
+        out.action_set_changes = d.get("action_set_changes", 0)
         out.peak_rss_mb = d.get("peak_rss_mb", 0.0)
         out.driver_peak_rss_mb = d.get("driver_peak_rss_mb", 0.0)
         return out
@@ -132,6 +135,13 @@ class ReplaySummary:
                 lines.append(f"  ... and {len(ranked) - top} more feedback values")
         for err in self.errors:
             lines.append(f"skipped: {err}")
+        if self.action_set_changes > 0.01 * self.events:
+            lines.append(
+                f"warning: the action set changed between consecutive events {self.action_set_changes:,} times. "
+                "The IK predicts the action's position in the set (VW --oaa K), so it learns only where each "
+                "position keeps its item (a fixed catalogue, or items always in the same order); an "
+                "action-feature IK is on the roadmap (docs/ik-design.md)."
+            )
         return "\n".join(lines)
 
 
@@ -313,6 +323,7 @@ def replay(
     bar = _progress(progress, initial=seen)
     failure: Optional[LogError] = None
     last_good = dict(position)
+    last_actions = None
     records = _records_parallel if parallel_read and _can_fork() else _records
     stream = records(paths, formats, feedback_namespace, feedback_from_cost, position["file"], position["line"])
     try:
@@ -322,7 +333,7 @@ def replay(
             if isinstance(rec, LogError):
                 err = rec
             else:
-                fi, line, end_line, context, feedback, action, prob, k, has_fb, cb_pre, cb_post = rec
+                fi, line, end_line, context, feedback, action, prob, k, has_fb, cb_pre, cb_post, actions_key = rec
                 err = None
                 if k > learner.num_actions:
                     err = LogError(paths[fi], line, "actions",
@@ -348,6 +359,9 @@ def replay(
                 driver = _CBDriver(learner._cb_full_args, model_dir, _PART, cb_model)
             driver.feed(f"{cb_pre}0:{-rho + 0.0:.9g}:{prob:.9g} {cb_post}")
             summary.add(feedback, has_fb, rho)
+            if actions_key != last_actions:
+                summary.action_set_changes += last_actions is not None
+                last_actions = actions_key
             seen += 1
             last_good = {"file": fi, "line": end_line}
             if tracer:
@@ -399,7 +413,7 @@ def _record(file_index: int, event):
     cb_pre = "\n".join(head) + "\n" if head else ""
     cb_post = "\n".join(event.actions[event.action:]) + "\n\n"
     return (file_index, event.line, event.end_line, event.context, event.feedback, event.action, event.prob,
-            len(event.actions), event.has_feedback, cb_pre, cb_post)
+            len(event.actions), event.has_feedback, cb_pre, cb_post, hash(tuple(event.actions)))
 
 
 def _records(paths, formats, feedback_namespace, feedback_from_cost, start_file, start_line):

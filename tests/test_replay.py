@@ -285,3 +285,20 @@ def test_cb_model_from_dsjson_scores_dsjson_in_plain_vw(logs, tmp_path):
     for pmf, line in zip(ours, theirs):
         scores = {int(a): float(p) for a, p in (pair.split(":") for pair in line.split(","))}
         assert [round(scores[i], 4) for i in range(len(pmf))] == [round(p, 4) for p in pmf]
+
+
+def test_changing_action_sets_are_warned_about(logs, tmp_path):
+    fixed = replay([logs / "g.txt"], tmp_path / "a")
+    assert fixed.action_set_changes == 0 and "warning" not in fixed.report()
+    rng = np.random.default_rng(0)
+    shuffled = tmp_path / "shuffled.txt"
+    with open(shuffled, "w") as out:
+        for event in list(read_events(logs / "g.txt"))[:300]:
+            order = rng.permutation(len(event.actions))
+            event.actions = [event.actions[i] for i in order]
+            event.action = int(np.flatnonzero(order == event.action)[0])
+            from iglp_vw.logs import format_text_event
+
+            out.write(format_text_event(event, feedback_namespace=None))
+    summary = replay([shuffled], tmp_path / "b")
+    assert summary.action_set_changes > 250 and "the action set changed between consecutive events" in summary.report()
