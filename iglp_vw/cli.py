@@ -96,6 +96,9 @@ def _fail(message: str, code: int = 2):
                    "the paper's footnote 1).")
 @click.option("--cb-args", default=DEFAULT_CB_ARGS, show_default=True, help="VW arguments of the contextual bandit.")
 @click.option("--ik-args", default=None, help="Extra VW arguments of the IK models (e.g. '-b 20').")
+@click.option("--ik-model", type=click.Choice(["slot", "features"]), default="slot", show_default=True,
+              help="IK over the action's position (--oaa K) or over the candidates' features (--csoaa_ldf), "
+                   "for action sets whose items change from event to event.")
 @click.option("--num-actions", type=click.IntRange(1), default=None,
               help="Largest action set (IK classes); default: the first event's.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -114,7 +117,8 @@ def _fail(message: str, code: int = 2):
 @click.option("--trace", type=click.Path(dir_okay=False), default=None,
               help="Write one row per event (CSV, or Parquet for .parquet) with the inferred reward and the IK's P.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Stop after N events (resume later with --resume).")
-def replay(logs, model_dir, states, alpha, definitely_negative, definitely_positive, cb_args, ik_args, num_actions, seed, user_namespace,
+def replay(logs, model_dir, states, alpha, definitely_negative, definitely_positive, cb_args, ik_args, ik_model,
+           num_actions, seed, user_namespace,
            feedback_namespace, feedback_from_cost, fmt, checkpoint_every, resume, on_bad_line, trace, limit):
     """Learn an IGL-P policy offline from logged events (VW text ADF or DSJSON, gzip or not).
 
@@ -127,7 +131,7 @@ def replay(logs, model_dir, states, alpha, definitely_negative, definitely_posit
     from .replay import CheckpointError, replay as run_replay
 
     params = {"states": int(states), "alpha": alpha, "cb_args": cb_args, "ik_args": ik_args, "seed": seed,
-              "user_namespace": user_namespace}
+              "user_namespace": user_namespace, "ik_model": ik_model}
     if definitely_negative:
         params["definitely_negative"] = sorted(definitely_negative)
     if definitely_positive:

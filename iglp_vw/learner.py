@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .decoder import CommunicationDecoder
-from .ik import InverseKinematics
+from .ik import ActionFeatureIK, InverseKinematics
 from .reward import reward_from_test
 from .vw import Features, Workspace, cb_arguments, format_namespaces, namespace_of, split_args
 
@@ -170,6 +170,7 @@ class IGLP:
         decoder_reference: str = "uniform",
         decoder_args: Optional[dict] = None,
         definitely_positive=None,
+        ik_model: str = "slot",
     ):
         if not isinstance(num_actions, (int, np.integer)) or num_actions < 2:
             raise ValueError(f"`num_actions` must be an int >= 2, got {num_actions!r}")
@@ -189,6 +190,8 @@ class IGLP:
             raise ValueError(f"`prior` must be 'learned' or 'uniform', got {prior!r}")
         if decoder_reference not in ("marginal", "uniform"):
             raise ValueError(f"`decoder_reference` must be 'marginal' or 'uniform', got {decoder_reference!r}")
+        if ik_model not in ("slot", "features"):
+            raise ValueError(f"`ik_model` must be 'slot' or 'features', got {ik_model!r}")
         if group_window < 1:
             raise ValueError(f"`group_window` must be >= 1, got {group_window!r}")
         self.num_actions = int(num_actions)
@@ -213,7 +216,8 @@ class IGLP:
         self._rng = np.random.default_rng(self.seed)
         # One group bit per non-zero state by default (decoder_args may set "dims").
         self._decoder = CommunicationDecoder(**{"dims": states - 1, **self.decoder_args})
-        self._ik = InverseKinematics(self.num_actions, ik_args, self.seed)
+        self.ik_model = ik_model
+        self._ik = _IK[ik_model](self.num_actions, ik_args, self.seed)
         self._cb: Optional[Workspace] = None
         self._cb_full_args: Optional[str] = None
         self._group_stats: dict = {}  # code -> [weighted sum of ratios, sum of weights]
@@ -244,6 +248,7 @@ class IGLP:
             "decoder_reference": self.decoder_reference,
             "decoder_args": self.decoder_args,
             "definitely_positive": self._dp.to_json(),
+            "ik_model": self.ik_model,
         }
 
     def __repr__(self) -> str:
@@ -302,37 +307,52 @@ class IGLP:
         logging policy's probability; on-policy, the one :meth:`predict` gave.
         """
         ctx_text, action_texts = self._format(context, actions)
-        rho = self._learn_reward(context, ctx_text, len(action_texts), action, prob, feedback)
+        rho = self._learn_reward(context, ctx_text, len(action_texts), action, prob, feedback, action_texts=action_texts)
         cb = self._cb_workspace(ctx_text, action_texts)
         cb.learn(self._cb_lines(ctx_text, action_texts, action, f"0:{-rho:.9g}:{prob:.9g} "))
         return rho
 
-    def learn_reward(self, context: Features, num_candidates: int, action: int, prob: float, feedback: Features) -> float:
+    def learn_reward(self, context: Features, num_candidates: int, action: int, prob: float, feedback: Features,
+                     actions: Optional[Sequence[Features]] = None) -> float:
         """:meth:`learn` without the CB update: the IK, the decoder and ρ̂.
 
         For off-policy replay, where the logged action and probability are given
         and the IK's stream does not depend on the CB, so the CB can learn
         elsewhere (``iglp_vw.replay`` feeds it to VW's own driver) from
-        ``cost = -ρ̂``. ``num_candidates`` is the size of the event's action set.
+        ``cost = -ρ̂``. ``num_candidates`` is the size of the event's action set;
+        ``actions`` (its features) are needed with ``ik_model="features"``.
         """
         ctx_text = format_namespaces(context, "context")
         if ctx_text and not ctx_text.startswith("|"):
             raise ValueError(f"`context` as VW text must start with '|', got {ctx_text[:80]!r}")
         if not isinstance(num_candidates, (int, np.integer)) or not 0 < num_candidates <= self.num_actions:
             raise ValueError(f"`num_candidates` must be in [1, {self.num_actions}], got {num_candidates!r}")
-        return self._learn_reward(context, ctx_text, int(num_candidates), action, prob, feedback)
+        texts = self._action_texts(actions, num_candidates)
+        return self._learn_reward(context, ctx_text, int(num_candidates), action, prob, feedback, action_texts=texts)
 
-    def infer_reward(self, context: Features, num_candidates: int, action: int, prob: float, feedback: Features) -> float:
+    def _action_texts(self, actions, num_candidates) -> list:
+        if actions is None:
+            if self.ik_model == "features":
+                raise ValueError("ik_model='features' needs the event's `actions`")
+            return []
+        texts = [format_namespaces(a, f"actions[{i}]") for i, a in enumerate(actions)]
+        if len(texts) != num_candidates:
+            raise ValueError(f"`actions` has {len(texts)} entries, `num_candidates` is {num_candidates}")
+        return texts
+
+    def infer_reward(self, context: Features, num_candidates: int, action: int, prob: float, feedback: Features,
+                     actions: Optional[Sequence[Features]] = None) -> float:
         """ρ̂ for one event from the models as they are, learning nothing (``iglp-vw label``).
 
         Same test as :meth:`learn`: the group's running mean ratio (or the
         event's own, per ``extreme_test``). ``self.last`` describes the event.
         """
         return self._learn_reward(
-            context, format_namespaces(context, "context"), int(num_candidates), action, prob, feedback, update=False
+            context, format_namespaces(context, "context"), int(num_candidates), action, prob, feedback, update=False,
+            action_texts=self._action_texts(actions, num_candidates),
         )
 
-    def _learn_reward(self, context, ctx_text, k, action, prob, feedback, update=True) -> float:
+    def _learn_reward(self, context, ctx_text, k, action, prob, feedback, update=True, action_texts=()) -> float:
         if not isinstance(action, (int, np.integer)) or not 0 <= action < k:
             raise ValueError(f"`action` must be an index in [0, {k}), got {action!r}")
         if not (isinstance(prob, (int, float, np.floating)) and 0 < prob <= 1):
@@ -345,9 +365,9 @@ class IGLP:
         code = self._decoder.code(user, fb_key)
         fb_tokens = " ".join(t for t in fb_text.split() if not t.startswith("|")) if self.ik_feedback else ""
         if update:
-            ik_probability, learned_prior = self._ik.learn(ctx_text, code, action, weight, fb_tokens)  # lines 10, 19
+            ik_probability, learned_prior = self._ik.learn(ctx_text, code, action, weight, fb_tokens, action_texts)
         else:
-            ik_probability, learned_prior = self._ik.predict(ctx_text, code, action, fb_tokens)
+            ik_probability, learned_prior = self._ik.predict(ctx_text, code, action, fb_tokens, action_texts)
         prior = learned_prior if self.prior == "learned" else 1.0 / k
         ratio = ik_probability / max(prior, 1e-12)
         stats = self._group_stats.get(code)
@@ -475,7 +495,7 @@ class IGLP:
         elif definitely_positive is not None:
             params["definitely_positive"] = definitely_positive
         self = cls(**params)
-        self._ik = InverseKinematics.load(
+        self._ik = _IK[self.ik_model].load(
             self.num_actions, self.ik_args, self.seed, directory / "ik.model", directory / "ik_prior.model"
         )
         self._cb_full_args = config["cb_full_args"]
@@ -487,6 +507,9 @@ class IGLP:
         self._rng.bit_generator.state = state["rng"]
         self.n_learned = state["n_learned"]
         return self
+
+
+_IK = {"slot": InverseKinematics, "features": ActionFeatureIK}
 
 
 def _cb_reload_args(args: str) -> str:

@@ -138,9 +138,9 @@ class ReplaySummary:
         if self.action_set_changes > 0.01 * self.events:
             lines.append(
                 f"warning: the action set changed between consecutive events {self.action_set_changes:,} times. "
-                "The IK predicts the action's position in the set (VW --oaa K), so it learns only where each "
-                "position keeps its item (a fixed catalogue, or items always in the same order); an "
-                "action-feature IK is on the roadmap (docs/ik-design.md)."
+                "The default IK predicts the action's position in the set (VW --oaa K), so it learns only where "
+                "each position keeps its item (a fixed catalogue, or items always in the same order); for "
+                "changing sets use --ik-model features."
             )
         return "\n".join(lines)
 
@@ -324,6 +324,7 @@ def replay(
     failure: Optional[LogError] = None
     last_good = dict(position)
     last_actions = None
+    features_ik = learner.ik_model == "features"
     records = _records_parallel if parallel_read and _can_fork() else _records
     stream = records(paths, formats, feedback_namespace, feedback_from_cost, position["file"], position["line"])
     try:
@@ -341,7 +342,8 @@ def replay(
                 else:
                     try:
                         # The checked record's text goes straight in (learn_reward re-checks it).
-                        rho = learner._learn_reward(context, context, k, action, prob, feedback)
+                        texts = _action_texts(cb_pre, cb_post, context) if features_ik else ()
+                        rho = learner._learn_reward(context, context, k, action, prob, feedback, action_texts=texts)
                     except ValueError as exc:  # VW's parser refused the features
                         err = LogError(paths[fi], line, "features", str(exc))
             if err is not None:
@@ -509,6 +511,12 @@ def _measure_memory(summary: ReplaySummary, driver_peak: float = 0.0) -> None:
     summary.driver_peak_rss_mb = max(summary.driver_peak_rss_mb, driver_peak)
 
 
+def _action_texts(cb_pre: str, cb_post: str, context: str) -> list:
+    """The action lines of a record's pre-built CB text (the shared line and the label left out)."""
+    lines = cb_pre.split("\n")[:-1] + cb_post.split("\n")[:-2]
+    return lines[1:] if context else lines
+
+
 def _check_size(learner: IGLP, event: Event) -> Optional[LogError]:
     if len(event.actions) > learner.num_actions:
         return LogError(event.path, event.line, "actions",
@@ -523,9 +531,11 @@ def _learn_event(learner: IGLP, event: Event, update: bool = True):
         return err, None
     try:
         if update:
-            rho = learner.learn_reward(event.context, len(event.actions), event.action, event.prob, event.feedback)
+            rho = learner.learn_reward(event.context, len(event.actions), event.action, event.prob, event.feedback,
+                                       actions=event.actions)
         else:
-            rho = learner.infer_reward(event.context, len(event.actions), event.action, event.prob, event.feedback)
+            rho = learner.infer_reward(event.context, len(event.actions), event.action, event.prob, event.feedback,
+                                       actions=event.actions)
     except ValueError as err:  # VW's parser refused the features
         return LogError(event.path, event.line, "features", str(err)), None
     return event, rho

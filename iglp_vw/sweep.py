@@ -50,7 +50,7 @@ __all__ = ["load_config", "expand_jobs", "run_job", "sweep"]
 SIM_DEFAULTS = {"dataset": "digits", "passes": 1, "users": 100, "words": 100, "bizarro_share": 0.5, "limit": None}
 LEARNER_KEYS = {
     "states", "alpha", "definitely_negative", "threshold", "cb_args", "ik_args", "user_namespace", "extreme_test",
-    "prior", "group_window", "ik_feedback", "decoder_reference", "decoder_args",
+    "prior", "group_window", "ik_feedback", "decoder_reference", "decoder_args", "definitely_positive", "ik_model",
 }
 
 

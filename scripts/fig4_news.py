@@ -39,14 +39,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=40000)
     parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument("--shuffle", action="store_true",
+                        help="New article order every round; IGL-P then uses the action-feature IK.")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    sim = NewsSimulation(rounds=args.rounds, seed=args.seed)
+    sim = NewsSimulation(rounds=args.rounds, seed=args.seed, shuffle=args.shuffle)
     k = sim.num_actions
+    ik_model = "features" if args.shuffle else "slot"
     learners = {
-        "IGL-P(3)": IGLP(k, states=3, alpha=args.alpha, definitely_negative={"angry"}, seed=args.seed),
+        "IGL-P(3)": IGLP(k, states=3, alpha=args.alpha, definitely_negative={"angry"}, seed=args.seed,
+                         ik_model=ik_model),
         "CB-emoji": RewardCB(k, sim.emoji_reward, seed=args.seed),
         "CB-comment": RewardCB(k, sim.comment_reward, seed=args.seed),
     }

@@ -43,10 +43,11 @@ def _weights(model: Path, tmp: Path) -> str:
     return out.read_text()
 
 
-def test_replay_learns_what_the_api_learns(logs, tmp_path):
+@pytest.mark.parametrize("ik_model", ["slot", "features"])
+def test_replay_learns_what_the_api_learns(logs, tmp_path, ik_model):
     """The CB in VW's driver and the IK in-process give the models IGLP.learn gives."""
-    replay([logs / "g.txt"], tmp_path / "replay", learner_params={"seed": 1})
-    api = IGLP(10, seed=1)
+    replay([logs / "g.txt"], tmp_path / "replay", learner_params={"seed": 1, "ik_model": ik_model})
+    api = IGLP(10, seed=1, ik_model=ik_model)
     for event in read_events(logs / "g.txt"):
         api.learn(event.context, event.actions, event.action, event.prob, event.feedback)
     api.save(tmp_path / "api")

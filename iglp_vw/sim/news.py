@@ -20,8 +20,8 @@ time        wow .25 comment .20 love .10      wow .03       comment .20 angry .1
             share .10
 ==========  ================================  ============  ================================
 
-The action set is the same catalogue every round: the IK is keyed by action slot
-(``--oaa K``), so articles must keep their slot.
+By default the action set is the same catalogue in the same order every round, as the
+default IK (``--oaa K``) needs; ``shuffle=True`` reorders it every round.
 """
 
 from __future__ import annotations
@@ -60,11 +60,16 @@ class NewsSimulation:
         Rounds yielded by iteration.
     seed
         Seeds the articles, the latent rewards and the rounds.
+    shuffle
+        Present the articles in a new order every round (positions then mean nothing:
+        only an IK on the articles' features, ``IGLP(ik_model="features")``, can learn).
     """
 
-    def __init__(self, n_articles: int = 12, readers_per_outlet: int = 50, rounds: int = 30000, seed: int = 0):
+    def __init__(self, n_articles: int = 12, readers_per_outlet: int = 50, rounds: int = 30000, seed: int = 0,
+                 shuffle: bool = False):
         rng = np.random.default_rng(seed)
         self.num_actions, self.readers, self.rounds, self.seed = n_articles, readers_per_outlet, rounds, seed
+        self.shuffle = shuffle
         # Latent reward per (outlet, article): 2 liked, 2 disliked, the rest neutral; outlets differ.
         self.reward = np.zeros((len(OUTLETS), n_articles), int)
         for o in range(len(OUTLETS)):
@@ -86,15 +91,17 @@ class NewsSimulation:
         for _ in range(self.rounds):
             o = int(rng.integers(len(OUTLETS)))
             reader = int(rng.integers(self.readers))
+            order = rng.permutation(self.num_actions) if self.shuffle else np.arange(self.num_actions)
             yield {
                 "context": {"User": {"id": f"{OUTLETS[o]}-{reader}"}, "Outlet": {"name": OUTLETS[o]}},
-                "actions": self.actions,
+                "actions": [self.actions[i] for i in order] if self.shuffle else self.actions,
                 "outlet": OUTLETS[o],
                 "outlet_index": o,
+                "order": order,
             }
 
     def latent_reward(self, round_: dict, action: int) -> int:
-        return int(self.reward[round_["outlet_index"], action])
+        return int(self.reward[round_["outlet_index"], round_["order"][action]])
 
     def feedback(self, round_: dict, action: int, rng: np.random.Generator):
         """``(feedback, latent reward)``: ``{"Feedback": {reaction: True}}``, or ``{}`` for none."""
