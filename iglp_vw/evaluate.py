@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .learner import IGLP
-from .logs import NO_FEEDBACK, Event, LogError, detect_format, read_events
+from .logs import NO_FEEDBACK, LogError, detect_format, read_events
 from .vw import namespace_of
 
 __all__ = ["evaluate", "feedback_signals", "plot_lifts"]

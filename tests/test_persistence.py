@@ -7,7 +7,6 @@ import pytest
 
 from iglp_vw import IGLP
 from iglp_vw.sim import run
-from iglp_vw.vw import format_namespaces
 
 from .conftest import small_sim
 
