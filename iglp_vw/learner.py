@@ -13,7 +13,7 @@ import numpy as np
 from .decoder import CommunicationDecoder
 from .ik import ActionFeatureIK, InverseKinematics
 from .reward import reward_from_test
-from .vw import Features, Workspace, cb_arguments, format_namespaces, namespace_of, split_args
+from .vw import Features, Workspace, cb_arguments, feedback_key, format_namespaces, namespace_of, split_args
 
 __all__ = ["IGLP", "DEFAULT_CB_ARGS"]
 
@@ -357,7 +357,7 @@ class IGLP:
         if not (isinstance(prob, (int, float, np.floating)) and 0 < prob <= 1):
             raise ValueError(f"`prob` must be in (0, 1], got {prob!r}")
         fb_text = format_namespaces(feedback, "feedback")
-        fb_key = " ".join(fb_text.split())
+        fb_key = feedback_key(fb_text)  # numeric values bucketed
         user = namespace_of(context, self.user_namespace)
 
         weight = 1.0 / (k * prob)  # line 9: synthetic uniform distribution

@@ -11,6 +11,7 @@ finished) and turns VW's parse errors into :class:`ValueError`.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import re
 import shlex
@@ -80,6 +81,35 @@ def format_namespaces(features: Features, what: str = "features") -> str:
                 )
         parts.append(" ".join(tokens))
     return " ".join(parts)
+
+
+def feedback_key(feedback_text: str) -> str:
+    """The decoder's key of one event's feedback: its VW text, numeric values bucketed.
+
+    A categorical or present feature (``word=w42``, ``click``, ``v=click:1``) is kept
+    as it is; a numeric value other than 1 (dwell time, a rating, a count) goes into its
+    power-of-two bucket, so that ``dwell:37.2`` and ``dwell:41`` are one feedback value
+    (``dwell:b5``) and the decoder can count how often each user gives it.
+
+    >>> feedback_key("|Feedback dwell:37.2 like")
+    '|Feedback dwell:b5 like'
+    >>> feedback_key("|v v=click:1 stars:-3")
+    '|v v=click:1 stars:-b1'
+    """
+    if ":" not in feedback_text:
+        return " ".join(feedback_text.split())
+    out = []
+    for token in feedback_text.split():
+        name, colon, value = token.rpartition(":")
+        if colon and not token.startswith("|") and value not in ("1", "1.0"):
+            try:
+                v = float(value)
+            except ValueError:
+                v = None
+            if v is not None and math.isfinite(v) and v != 0:
+                token = f"{name}:{'-' if v < 0 else ''}b{math.floor(math.log2(abs(v)))}"
+        out.append(token)
+    return " ".join(out)
 
 
 def namespace_of(features: Features, namespace: str) -> str:

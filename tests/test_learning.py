@@ -81,3 +81,36 @@ def test_vw_native_igl_runs_through_dsjson(digits):
     sim = small_sim(digits, passes=1)
     trace = run(VWNativeIGL(10, seed=0), sim, seed=0, limit=300)
     assert len(trace) == 300 and trace.prob.between(0, 1).all()
+
+
+class _DwellSim:
+    """The grounded simulation with a dwell time as feedback: long for a good word, short for a bad one."""
+
+    def __init__(self, base):
+        self.base, self.actions, self.num_actions = base, base.actions, base.num_actions
+
+    def __iter__(self):
+        return iter(self.base)
+
+    def feedback(self, rnd, action, rng):
+        fb, reward = self.base.feedback(rnd, action, rng)
+        good = self.base.good[int(fb["Feedback"]["word"][1:])]
+        return {"Feedback": {"dwell": round(float(rng.uniform(40, 120) if good else rng.uniform(1, 8)), 2)}}, reward
+
+
+def test_numeric_feedback_is_learned_through_buckets(digits):
+    """Dwell times (every value distinct) are bucketed for the decoder; personalization still works."""
+    from iglp_vw.baselines import RewardCB
+    from iglp_vw.sim import GroundedSimulation
+    from iglp_vw.sim.play import play
+
+    X, y = digits
+    sim = _DwellSim(GroundedSimulation(X, y, n_users=20, n_words=10, passes=3, seed=0))
+    results = {}
+    for name, learner in (("iglp", IGLP(10, seed=0)),
+                          ("naive", RewardCB(10, lambda c, f: float(f["Feedback"]["dwell"] > 30), seed=0))):
+        frame = play(learner, sim, seed=0, keep=["bizarro"])
+        tail = frame[frame.t >= int(0.8 * len(frame))]
+        results[name] = (tail.reward.mean(), tail[tail.bizarro].reward.mean())
+    assert results["iglp"][0] > results["naive"][0] + 0.5  # measured 0.905 vs 0.131 (0.081 without buckets)
+    assert results["iglp"][1] > 0.7  # the users whose long dwell means "no"
