@@ -28,11 +28,15 @@ def main():
 @click.option("--bizarro-share", type=click.FloatRange(0, 1), default=0.5, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--cb-args", default=DEFAULT_CB_ARGS, show_default=True, help="VW arguments of the contextual bandit.")
+@click.option("--ik-model", type=click.Choice(["slot", "features"]), default="slot", show_default=True,
+              help="IK over the action's position or over its features.")
+@click.option("--ik-args", default=None, help="Extra VW arguments of the IK (e.g. '--power_t 0.3').")
 @click.option("--baselines/--no-baselines", default=True, show_default=True,
               help="Also run the oracle, naive and uniform baselines.")
 @click.option("--model-dir", type=click.Path(file_okay=False), default=None, help="Save the IGL-P model here.")
 @click.option("--trace", type=click.Path(dir_okay=False), default=None, help="Write IGL-P's per-round trace (CSV).")
-def grounded(dataset, covertype_path, passes, users, words, bizarro_share, seed, cb_args, baselines, model_dir, trace):
+def grounded(dataset, covertype_path, passes, users, words, bizarro_share, seed, cb_args, ik_model, ik_args, baselines,
+             model_dir, trace):
     """Run the paper's grounded simulation (sec. 4.1) on-policy and print last-20% TRUE reward.
 
     Users are "normal" or "bizarro", words "good" or "bad"; the learner sees the
@@ -48,7 +52,7 @@ def grounded(dataset, covertype_path, passes, users, words, bizarro_share, seed,
     sim = GroundedSimulation(X, y, n_users=users, n_words=words, bizarro_share=bizarro_share,
                              passes=passes if dataset == "digits" else 1, seed=seed)
     k = sim.num_actions
-    learners = {"IGL-P(2)": IGLP(k, seed=seed, cb_args=cb_args)}
+    learners = {"IGL-P(2)": IGLP(k, seed=seed, cb_args=cb_args, ik_model=ik_model, ik_args=ik_args)}
     if baselines:
         learners["oracle CB"] = RewardCB(k, sim.true_reward, cb_args, seed=seed)
         learners["naive CB"] = RewardCB(k, sim.naive_reward, cb_args, seed=seed)
