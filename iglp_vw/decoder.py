@@ -198,12 +198,7 @@ class CommunicationDecoder:
             g = np.asarray(c.sum(axis=0)).ravel() / total  # population feedback distribution
         else:
             g = np.full(c.shape[1], 1.0 / c.shape[1])  # uniform reference: usual vs rare feedback
-        # Rows P_u = (C_u + s g) / (n_u + s); centred: P_u - g = D C_u - a_u g.
-        d = 1.0 / (n + self.shrinkage)
-        a = n * d
-        m = sparse.diags(d) @ c
-        b = np.asarray(m.T @ a).ravel()
-        gram = (m.T @ m).toarray() - np.outer(b, g) - np.outer(g, b) + (a @ a) * np.outer(g, g)
+        _, _, gram = self._centred_gram(c, n, g)
         vals, vecs = np.linalg.eigh(gram)
         top = vecs[:, ::-1][:, : self.dims]
         if top.shape[1] < self.dims:
@@ -235,6 +230,19 @@ class CommunicationDecoder:
         self._typical = np.asarray(typical, float)
         self._typ = tuple(self._typical.tolist())
 
+    def _centred_gram(self, c, n, g):
+        """``(m, a, gram)``: the user rows shrunk and centred on ``g`` are ``m - a g``.
+
+        Rows P_u = (C_u + s g) / (n_u + s); centred: P_u - g = D C_u - a_u g, with
+        D = diag(1 / (n + s)) and a = n / (n + s). ``gram`` is their F x F Gram matrix.
+        """
+        d = 1.0 / (n + self.shrinkage)
+        a = n * d
+        m = sparse.diags(d) @ c
+        b = np.asarray(m.T @ a).ravel()
+        gram = (m.T @ m).toarray() - np.outer(b, g) - np.outer(g, b) + (a @ a) * np.outer(g, g)
+        return m, a, gram
+
     def coordinates(self, k: int = 2):
         """Users and feedback values in the top ``k`` directions of the decoder's own counts.
 
@@ -249,11 +257,7 @@ class CommunicationDecoder:
             g = np.asarray(counts.sum(axis=0)).ravel() / max(n.sum(), 1e-12)
         else:
             g = np.full(counts.shape[1], 1.0 / max(counts.shape[1], 1))
-        d = 1.0 / (n + self.shrinkage)
-        a = n * d
-        m = sparse.diags(d) @ counts
-        b = np.asarray(m.T @ a).ravel()
-        gram = (m.T @ m).toarray() - np.outer(b, g) - np.outer(g, b) + (a @ a) * np.outer(g, g)
+        m, a, gram = self._centred_gram(counts, n, g)
         with _blas_controller().limit(limits=1, user_api="blas"):
             _, vecs = np.linalg.eigh(gram)
         top = vecs[:, ::-1][:, :k]

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .learner import IGLP
-from .logs import NO_FEEDBACK, LogError, detect_format, read_events
+from .logs import NO_FEEDBACK, LogError, check_action_count, detect_format, read_events
 from .vw import namespace_of
 
 __all__ = ["evaluate", "feedback_signals", "plot_lifts"]
@@ -59,9 +59,9 @@ def _collect(learner: IGLP, paths, feedback_namespace: str, group_by: Optional[s
         for event in read_events(path, fmt, feedback_namespace):
             if isinstance(event, LogError):
                 raise event
-            if len(event.actions) > learner.num_actions:
-                raise LogError(event.path, event.line, "actions",
-                               f"{len(event.actions)} actions, more than the model's {learner.num_actions}")
+            err = check_action_count(event.path, event.line, len(event.actions), learner.num_actions)
+            if err is not None:
+                raise err
             pmf = learner.predict(event.context, event.actions)
             pmfs.append(pmf + [0.0] * (learner.num_actions - len(pmf)))
             actions.append(event.action)

@@ -20,7 +20,7 @@ extreme one.
 
 from __future__ import annotations
 
-from .vw import Workspace, build_args, split_args
+from .vw import Workspace, build_args, namespace_chars, split_args
 
 # Namespace holding the group code in IK examples; VW keys interactions on the
 # first character, and '_' is not a first character users give namespaces.
@@ -144,10 +144,7 @@ class ActionFeatureIK:
 
     def _workspaces(self, context_text: str, action_texts):
         if self._ik is None:
-            from .vw import _first_chars
-
-            ctx = [c for c in dict.fromkeys(_first_chars(context_text)) if c != " "]
-            act = list(dict.fromkeys(c for t in action_texts for c in _first_chars(t) if c != " "))
+            ctx, act = namespace_chars(context_text, action_texts)
             code = CODE_NAMESPACE[0]
             post = [f"-q {code}{a}" for a in act] + [f"--cubic {c}{code}{a}" for c in ctx for a in act]
             prior = [f"-q {c}{a}" for c in ctx for a in act]

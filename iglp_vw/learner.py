@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional, Sequence
@@ -13,6 +12,7 @@ import numpy as np
 from .decoder import CommunicationDecoder
 from .ik import ActionFeatureIK, InverseKinematics
 from .reward import reward_from_test
+from ._util import write_json as _write_json
 from .vw import Features, Workspace, cb_arguments, feedback_key, format_namespaces, namespace_of, split_args
 
 __all__ = ["IGLP", "DEFAULT_CB_ARGS"]
@@ -39,8 +39,8 @@ def sample_pmf(rng: np.random.Generator, pmf: Sequence[float]):
     return i, pmf[i]
 
 
-class _DefinitelyNegative:
-    """DN(x, y) from a callable or from a set of feedback feature names/values."""
+class _Oracle:
+    """DN(x, y) (or "definitely positive") from a callable or from a set of feedback feature names/values."""
 
     def __init__(self, spec):
         self.spec = spec
@@ -210,8 +210,8 @@ class IGLP:
         self.decoder_args = dict(decoder_args or {})
 
         self.definitely_positive = definitely_positive
-        self._dn = _DefinitelyNegative(definitely_negative)
-        self._dp = _DefinitelyNegative(definitely_positive)
+        self._dn = _Oracle(definitely_negative)
+        self._dp = _Oracle(definitely_positive)
         self._rng = np.random.default_rng(self.seed)
         # One group bit per non-zero state by default (decoder_args may set "dims").
         self._decoder = CommunicationDecoder(**{"dims": states - 1, **self.decoder_args})
@@ -517,7 +517,3 @@ def _cb_reload_args(args: str) -> str:
     return " ".join(t for t in tokens if t == "--quiet")
 
 
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj))
-    os.replace(tmp, path)

@@ -53,6 +53,7 @@ __all__ = [
     "read_events",
     "format_text_event",
     "format_dsjson_event",
+    "check_action_count",
 ]
 
 # The feedback of an event that carries none: "no feedback" is itself a feedback value.
@@ -100,6 +101,13 @@ class Event:
     pmf: Optional[list] = None
     raw: object = field(default=None, repr=False)
     end_line: int = 0
+
+
+def check_action_count(path, line: int, count: int, num_actions: int) -> Optional[LogError]:
+    """A :class:`LogError` when an event offers ``count`` actions, more than a model of ``num_actions`` knows."""
+    if count > num_actions:
+        return LogError(path, line, "actions", f"{count} actions, more than the model's {num_actions} (--num-actions)")
+    return None
 
 
 def open_log(path) -> io.TextIOBase:

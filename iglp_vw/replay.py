@@ -35,11 +35,14 @@ from .logs import (
     Event,
     LogError,
     UnsupportedLogError,
+    check_action_count,
     detect_format,
     format_dsjson_event,
     format_text_event,
     read_events,
 )
+from ._util import can_fork
+from ._util import write_json as _write_json
 from .vw import cb_arguments, split_args
 
 __all__ = ["replay", "predict_log", "label_log", "ReplaySummary", "CheckpointError"]
@@ -325,7 +328,7 @@ def replay(
     last_good = dict(position)
     last_actions = None
     features_ik = learner.ik_model == "features"
-    records = _records_parallel if parallel_read and _can_fork() else _records
+    records = _records_parallel if parallel_read and can_fork() else _records
     stream = records(paths, formats, feedback_namespace, feedback_from_cost, position["file"], position["line"])
     try:
         for rec in stream:
@@ -335,11 +338,8 @@ def replay(
                 err = rec
             else:
                 fi, line, end_line, context, feedback, action, prob, k, has_fb, cb_pre, cb_post, actions_key = rec
-                err = None
-                if k > learner.num_actions:
-                    err = LogError(paths[fi], line, "actions",
-                                   f"{k} actions, more than the model's {learner.num_actions} (--num-actions)")
-                else:
+                err = check_action_count(paths[fi], line, k, learner.num_actions)
+                if err is None:
                     try:
                         # The checked record's text goes straight in (learn_reward re-checks it).
                         texts = _action_texts(cb_pre, cb_post, context) if features_ik else ()
@@ -356,7 +356,7 @@ def replay(
                 continue
             if driver is None:
                 if learner._cb_full_args is None:
-                    actions = [t for t in (cb_pre + cb_post).split("\n") if t.startswith("|")]
+                    actions = _action_texts(cb_pre, cb_post, context)
                     learner._cb_full_args = cb_arguments(learner.cb_args, context, actions, learner.seed)
                 driver = _CBDriver(learner._cb_full_args, model_dir, _PART, cb_model)
             driver.feed(f"{cb_pre}0:{-rho + 0.0:.9g}:{prob:.9g} {cb_post}")
@@ -435,12 +435,6 @@ def _widen_pipe(fd: int, size: int = 1 << 20) -> None:
         pass
 
 
-def _can_fork() -> bool:
-    import multiprocessing
-
-    return "fork" in multiprocessing.get_all_start_methods()
-
-
 def _reader_main(conn, args, batch: int = 64) -> None:
     """The forked reader: records in pickled batches, then ``None`` (or an error tuple)."""
     try:
@@ -517,16 +511,9 @@ def _action_texts(cb_pre: str, cb_post: str, context: str) -> list:
     return lines[1:] if context else lines
 
 
-def _check_size(learner: IGLP, event: Event) -> Optional[LogError]:
-    if len(event.actions) > learner.num_actions:
-        return LogError(event.path, event.line, "actions",
-                        f"{len(event.actions)} actions, more than the model's {learner.num_actions} (--num-actions)")
-    return None
-
-
 def _learn_event(learner: IGLP, event: Event, update: bool = True):
     """``(event, ρ̂)``, or ``(LogError, None)`` when the event does not fit the model or VW rejects it."""
-    err = _check_size(learner, event)
+    err = check_action_count(event.path, event.line, len(event.actions), learner.num_actions)
     if err is not None:
         return err, None
     try:
@@ -612,15 +599,6 @@ def _publish_final(model_dir: Path, learner: IGLP, cb_model: Optional[Path], sum
     finally:
         learner._cb = cb
     _write_json(model_dir / REPLAY_CONFIG, {"options": options, "summary": summary.to_dict()})
-
-
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w") as fh:
-        json.dump(obj, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _progress(enabled: bool, initial: int = 0):
@@ -710,7 +688,7 @@ def predict_log(model_dir, paths, out, on_bad_line: str = "fail", feedback_names
     learner = IGLP.load(model_dir)
     counters = Counter()
     for _, event in _events(paths, on_bad_line, feedback_namespace, counters=counters):
-        err = _check_size(learner, event)
+        err = check_action_count(event.path, event.line, len(event.actions), learner.num_actions)
         if err is None:
             try:
                 pmf = learner.predict(event.context, event.actions)

@@ -45,6 +45,8 @@ from typing import Optional
 
 import pandas as pd
 
+from ._util import can_fork, write_json
+
 __all__ = ["load_config", "expand_jobs", "run_job", "sweep"]
 
 SIM_DEFAULTS = {"dataset": "digits", "passes": 1, "users": 100, "words": 100, "bizarro_share": 0.5, "limit": None}
@@ -145,7 +147,7 @@ def run_job(job: dict, workdir: str) -> dict:
         if out.exists():
             (out / "error.txt").write_text(traceback.format_exc())
     row["seconds"] = round(time.perf_counter() - start, 3)
-    _write_row(out / "result.json", row)
+    write_json(out / "result.json", row, default=str)
     return row
 
 
@@ -218,18 +220,6 @@ def _replay(job: dict, out: Path) -> dict:
     return metrics
 
 
-def _write_row(path: Path, row: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(row, default=str))
-    os.replace(tmp, path)
-
-
-def _can_fork() -> bool:
-    import multiprocessing
-
-    return "fork" in multiprocessing.get_all_start_methods()
-
-
 def _dask():
     try:
         from dask.distributed import Client, LocalCluster, as_completed
@@ -290,7 +280,7 @@ def sweep(
             n = workers or os.cpu_count() or 1
             # Workers forked from this process start with numpy, VW and iglp_vw already
             # imported (spawned ones import them again, ~1.5 s of each sweep's wall time).
-            method = "fork" if _can_fork() else "spawn"
+            method = "fork" if can_fork() else "spawn"
             with dask.config.set({"distributed.worker.multiprocessing-method": method}):
                 cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
             client = Client(cluster)

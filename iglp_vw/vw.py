@@ -169,6 +169,18 @@ def _first_chars(text: str) -> list:
     return out
 
 
+def namespace_chars(context_text: str, action_texts: Sequence[str]):
+    """The distinct first characters of the context's and of the actions' namespaces (VW keys
+    interactions on them), the default namespace left out.
+
+    >>> namespace_chars("|User id=1 |x f:1", ["|Action id=0", "|Action id=1 |B b"])
+    (['U', 'x'], ['A', 'B'])
+    """
+    ctx = [c for c in dict.fromkeys(_first_chars(context_text)) if c != " "]
+    act = list(dict.fromkeys(c for text in action_texts for c in _first_chars(text) if c != " "))
+    return ctx, act
+
+
 def auto_interactions(context_text: str, action_texts: Sequence[str]) -> list:
     """Interactions crossing every context namespace with every action namespace, and each
     context namespace's own second-order terms with them (``--cubic cca``).
@@ -176,11 +188,7 @@ def auto_interactions(context_text: str, action_texts: Sequence[str]) -> list:
     >>> auto_interactions("|User id=1 |x f:1", ["|Action id=0"])
     ['-q', 'UA', '--cubic', 'UUA', '-q', 'xA', '--cubic', 'xxA']
     """
-    ctx = [c for c in dict.fromkeys(_first_chars(context_text)) if c != " "]
-    act = []
-    for text in action_texts:
-        act.extend(c for c in _first_chars(text) if c != " ")
-    act = list(dict.fromkeys(act))
+    ctx, act = namespace_chars(context_text, action_texts)
     out = []
     for c in ctx:
         for a in act:
