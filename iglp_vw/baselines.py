@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .learner import DEFAULT_CB_ARGS, sample_pmf
-from .vw import Features, Workspace, cb_arguments, format_namespaces
+from .vw import Features, Workspace, adf_lines, cb_arguments, cb_label, format_namespaces
 
 __all__ = ["RewardCB", "Uniform", "VWNativeIGL"]
 
@@ -50,7 +50,7 @@ class RewardCB:
         acts = [format_namespaces(a, "actions") for a in actions]
         if self._cb is None:
             self._cb = Workspace(cb_arguments(self.cb_args, ctx, acts, self.seed))
-        return ["shared " + ctx] + [label + t if i == label_index else t for i, t in enumerate(acts)]
+        return adf_lines(ctx, acts, label_index, label)
 
     def predict(self, context: Features, actions: Sequence[Features]) -> list:
         lines = self._lines(context, actions)
@@ -61,7 +61,7 @@ class RewardCB:
 
     def learn(self, context, actions, action: int, prob: float, feedback) -> float:
         r = float(self.reward(context, feedback))
-        self._cb.learn(self._lines(context, actions, action, f"0:{-r:.9g}:{prob:.9g} "))
+        self._cb.learn(self._lines(context, actions, action, cb_label(-r, prob)))
         return r
 
 

@@ -20,7 +20,7 @@ extreme one.
 
 from __future__ import annotations
 
-from .vw import Workspace, build_args, namespace_chars, split_args
+from .vw import Workspace, adf_lines, build_args, namespace_chars, split_args
 
 # Namespace holding the group code in IK examples; VW keys interactions on the
 # first character, and '_' is not a first character users give namespaces.
@@ -156,11 +156,8 @@ class ActionFeatureIK:
 
     @staticmethod
     def _lines(shared: str, action_texts, action=None, weight=None):
-        lines = ["shared " + shared]
-        for i, text in enumerate(action_texts):
-            label = "" if action is None else f"{i + 1}:{0 if i == action else weight:.9g} "
-            lines.append(label + text)
-        return lines
+        labels = None if action is None else [f"{i + 1}:{0 if i == action else weight:.9g}" for i in range(len(action_texts))]
+        return adf_lines(shared, action_texts, labels=labels)
 
     def learn(self, context_text, code, action, weight, feedback_tokens="", action_texts=()):
         """Predict then learn one event; ``(P̂(a|x,s), P̂(a|x))`` before the update."""

@@ -13,7 +13,17 @@ from .decoder import CommunicationDecoder
 from .ik import ActionFeatureIK, InverseKinematics
 from .reward import reward_from_test
 from ._util import write_json as _write_json
-from .vw import Features, Workspace, cb_arguments, feedback_key, format_namespaces, namespace_of, split_args
+from .vw import (
+    Features,
+    Workspace,
+    adf_lines,
+    cb_arguments,
+    cb_label,
+    feedback_key,
+    format_namespaces,
+    namespace_of,
+    split_args,
+)
 
 __all__ = ["IGLP", "DEFAULT_CB_ARGS"]
 
@@ -261,17 +271,12 @@ class IGLP:
         cached_ctx, ctx_text, cached_actions, action_texts = self._cache
         if context is not cached_ctx:
             ctx_text = format_namespaces(context, "context")
-            if ctx_text and not ctx_text.startswith("|"):
-                raise ValueError(f"`context` as VW text must start with '|', got {ctx_text[:80]!r}")
         if actions is not cached_actions or len(actions) != len(action_texts):
             if isinstance(actions, (str, bytes)) or not isinstance(actions, Sequence) or not actions:
                 raise ValueError("`actions` must be a non-empty list of per-action features")
             if len(actions) > self.num_actions:
                 raise ValueError(f"`actions` has {len(actions)} entries, more than num_actions={self.num_actions}")
             action_texts = [format_namespaces(a, f"actions[{i}]") for i, a in enumerate(actions)]
-            for i, text in enumerate(action_texts):
-                if text and not text.startswith("|"):
-                    raise ValueError(f"`actions[{i}]` as VW text must start with '|', got {text[:80]!r}")
         self._cache = (context, ctx_text, actions, action_texts)
         return ctx_text, action_texts
 
@@ -281,19 +286,12 @@ class IGLP:
             self._cb = Workspace(self._cb_full_args)
         return self._cb
 
-    @staticmethod
-    def _cb_lines(ctx_text, action_texts, label_index=None, label=""):
-        lines = ["shared " + ctx_text]
-        for i, text in enumerate(action_texts):
-            lines.append(label + text if i == label_index else text)
-        return lines
-
     # ------------------------------------------------------------------- API
     def predict(self, context: Features, actions: Sequence[Features]) -> list:
         """The policy's pmf over ``actions`` (a list of ``len(actions)`` floats)."""
         ctx_text, action_texts = self._format(context, actions)
         cb = self._cb_workspace(ctx_text, action_texts)
-        return list(cb.predict(self._cb_lines(ctx_text, action_texts)))
+        return list(cb.predict(adf_lines(ctx_text, action_texts)))
 
     def act(self, context: Features, actions: Sequence[Features]):
         """Sample an action from the pmf with the learner's seeded generator: ``(index, prob)``."""
@@ -308,7 +306,7 @@ class IGLP:
         ctx_text, action_texts = self._format(context, actions)
         rho = self._learn_reward(context, ctx_text, len(action_texts), action, prob, feedback, action_texts=action_texts)
         cb = self._cb_workspace(ctx_text, action_texts)
-        cb.learn(self._cb_lines(ctx_text, action_texts, action, f"0:{-rho:.9g}:{prob:.9g} "))
+        cb.learn(adf_lines(ctx_text, action_texts, action, cb_label(-rho, prob)))
         return rho
 
     def learn_reward(self, context: Features, num_candidates: int, action: int, prob: float, feedback: Features,
@@ -322,8 +320,6 @@ class IGLP:
         ``actions`` (its features) are needed with ``ik_model="features"``.
         """
         ctx_text = format_namespaces(context, "context")
-        if ctx_text and not ctx_text.startswith("|"):
-            raise ValueError(f"`context` as VW text must start with '|', got {ctx_text[:80]!r}")
         if not isinstance(num_candidates, (int, np.integer)) or not 0 < num_candidates <= self.num_actions:
             raise ValueError(f"`num_candidates` must be in [1, {self.num_actions}], got {num_candidates!r}")
         texts = self._action_texts(actions, num_candidates)
@@ -356,6 +352,8 @@ class IGLP:
             raise ValueError(f"`action` must be an index in [0, {k}), got {action!r}")
         if not (isinstance(prob, (int, float, np.floating)) and 0 < prob <= 1):
             raise ValueError(f"`prob` must be in (0, 1], got {prob!r}")
+        if feedback is None:  # no feedback
+            feedback = {}
         fb_text = format_namespaces(feedback, "feedback")
         fb_key = feedback_key(fb_text)  # numeric values bucketed
         user = namespace_of(context, self.user_namespace)

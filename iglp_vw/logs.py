@@ -32,15 +32,17 @@ are ignored (``_text`` is split into words).
 
 from __future__ import annotations
 
-import gzip
 import io
 import itertools
 import json
 import math
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional, Union
+
+from .vw import adf_lines, cb_label, escape, feature_problem
 
 __all__ = [
     "Event",
@@ -75,8 +77,9 @@ class LogError(ValueError):
         return (type(self), (self.path, self.line, self.field, self.message))
 
 
-class UnsupportedLogError(ValueError):
-    """A log of a kind this tool does not learn from (CCB, slates)."""
+class UnsupportedLogError(LogError):
+    """An event of a kind this tool does not learn from (CCB, slates): the whole log is refused,
+    whatever the bad-line policy (the models as of the last good event are kept)."""
 
 
 @dataclass
@@ -103,6 +106,15 @@ class Event:
     end_line: int = 0
 
 
+# Limits that keep one event from taking the process's memory or time: an event with more
+# candidates than MAX_ACTIONS, or a text event longer than MAX_EVENT_CHARS (no blank line to
+# end it), is refused with a LogError naming its line.
+MAX_ACTIONS = 1024
+MAX_EVENT_CHARS = 16 << 20
+# JSON nesting beyond this is refused (a nested object is a namespace; VW's own logs use 1-2).
+MAX_JSON_DEPTH = 32
+
+
 def check_action_count(path, line: int, count: int, num_actions: int) -> Optional[LogError]:
     """A :class:`LogError` when an event offers ``count`` actions, more than a model of ``num_actions`` knows."""
     if count > num_actions:
@@ -110,16 +122,87 @@ def check_action_count(path, line: int, count: int, num_actions: int) -> Optiona
     return None
 
 
+class _GzipStream(io.RawIOBase):
+    """A gzip file's decompressed bytes, multi-member, that ends cleanly where a truncated or
+    corrupt file stops (``truncated`` says so), keeping every byte decompressed before: Python's
+    ``gzip`` raises instead and loses the block it was reading."""
+
+    def __init__(self, path):
+        self._fh = open(path, "rb")
+        self._z = zlib.decompressobj(31)
+        self._pending = b""
+        self.truncated: Optional[str] = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        while not self._pending:
+            if self._z is None:
+                return 0
+            data = self._z.unconsumed_tail or self._fh.read(1 << 16)
+            if not data:
+                if not self._z.eof:
+                    self.truncated = "the gzip stream ends before its end marker (a truncated file)"
+                self._z = None
+                return 0
+            try:
+                self._pending = self._z.decompress(data, 1 << 20)
+            except zlib.error as err:
+                self.truncated = f"the gzip stream is corrupt ({err})"
+                self._z = None
+                return 0
+            if self._z.eof:  # a member ended: another may follow
+                rest = self._z.unused_data
+                self._z = zlib.decompressobj(31)
+                if rest:
+                    self._pending += self._z.decompress(rest, 1 << 20)
+                elif not self._peek_more():
+                    self._z = None
+        n = min(len(buf), len(self._pending))
+        buf[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def _peek_more(self) -> bool:
+        data = self._fh.read(1 << 16)
+        if not data:
+            return False
+        try:
+            self._pending += self._z.decompress(data, 1 << 20)
+        except zlib.error as err:
+            self.truncated = f"the gzip stream is corrupt after its first member ({err})"
+            self._z = None
+        return True
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
 def open_log(path) -> io.TextIOBase:
-    """Open a log as text, gunzipping when it is gzip (by its magic bytes, not its name)."""
+    """Open a log as text, gunzipping when it is gzip (by its magic bytes, not its name).
+
+    A UTF-8 byte-order mark is dropped. A truncated gzip file reads up to where it stops;
+    :func:`truncation` then says so.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such log file")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a directory, not a log file")
     with open(path, "rb") as fh:
         magic = fh.read(2)
     if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
-    return open(path, "r", encoding="utf-8", errors="replace")
+        raw = io.BufferedReader(_GzipStream(path), 1 << 20)
+        return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace")
+    return open(path, "r", encoding="utf-8-sig", errors="replace")
+
+
+def truncation(fh) -> Optional[str]:
+    """Why a log opened by :func:`open_log` stopped early (a truncated gzip stream), or ``None``."""
+    raw = getattr(getattr(fh, "buffer", None), "raw", None)
+    return getattr(raw, "truncated", None)
 
 
 def detect_format(path) -> str:
@@ -141,6 +224,7 @@ def read_events(
     feedback_namespace: str = "Feedback",
     feedback_from_cost: bool = False,
     skip_lines: int = 0,
+    max_actions: int = MAX_ACTIONS,
 ) -> Iterator[Union[Event, LogError]]:
     """Yield the events of one log, a :class:`LogError` in place of each bad one.
 
@@ -148,7 +232,8 @@ def read_events(
     resume after that many lines (a checkpoint's position). ``feedback_from_cost``:
     for logs that carry only a cost (Decision Service ``_label_cost``, or the text
     label's cost), the logged cost is the feedback value (``|Feedback cost=-1``) of
-    events that have no other feedback.
+    events that have no other feedback. ``max_actions``: an event with more
+    candidates is a :class:`LogError` (its time and memory grow with them).
     """
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
@@ -156,47 +241,22 @@ def read_events(
     reader = _read_text if fmt == "text" else _read_dsjson
     with open_log(path) as fh:
         try:
-            yield from reader(str(path), fh, feedback_namespace, feedback_from_cost, skip_lines)
-        except (OSError, EOFError) as err:  # a truncated or corrupt gzip stream
+            yield from reader(str(path), fh, feedback_namespace, feedback_from_cost, skip_lines, max_actions)
+        except (OSError, EOFError) as err:  # the file could not be read
             yield LogError(path, 0, "file", f"cannot be read to the end: {err}")
 
 
 # ---------------------------------------------------------------------------- text
 
 
-# A ':' not followed by a plain finite number (at most 30 digits, 2-digit exponent) that ends
-# at whitespace, '|' or the end of the line: one C-level scan per line finds the lines worth
-# a closer (slower) look.
-_SUSPECT = re.compile(r":(?![+-]?(?:\d{1,30}\.?\d{0,30}|\.\d{1,30})(?:[eE][+-]?\d{1,2})?(?:[\s|]|$))")
+# Characters no VW text line may hold (tab and the newlines that separate lines aside).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _check_features(path, line_no, text: str, where: str) -> Optional[LogError]:
     """Check VW text features (``|ns[:w] name[:value] ...``) so VW never sees a malformed one."""
-    if ":" not in text or not _SUSPECT.search(text):
-        return None
-    for chunk in text.split("|")[1:]:
-        tokens = chunk.split()
-        if not chunk or chunk[0] in " \t":
-            head, tokens = " ", tokens  # default namespace
-        else:
-            head, tokens = tokens[0], tokens[1:]
-            if ":" in head:
-                name, _, weight = head.partition(":")
-                if not _finite(weight):
-                    return LogError(path, line_no, f"{where} namespace {name}", f"weight {weight!r} is not a finite number")
-        for token in tokens:
-            if ":" in token:
-                name, _, value = token.rpartition(":")
-                if not _finite(value) or ":" in name:
-                    return LogError(path, line_no, f"{where} feature", f"{token!r} is not name or name:number")
-    return None
-
-
-def _finite(value: str) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except ValueError:
-        return False
+    problem = feature_problem(text)
+    return None if problem is None else LogError(path, line_no, f"{where} {problem[0]}", problem[1])
 
 
 def _split_label(line: str):
@@ -229,7 +289,7 @@ def _parse_text_event(path, lines, first_line, feedback_namespace, feedback_from
     for i, line in enumerate(lines[start:]):
         line_no = first_line + start + i
         if line[0] == "|":  # most action lines: no label
-            if ":" in line and _SUSPECT.search(line):
+            if ":" in line:
                 err = _check_features(path, line_no, line, "action")
                 if err:
                     return err
@@ -253,7 +313,9 @@ def _parse_text_event(path, lines, first_line, feedback_namespace, feedback_from
             try:
                 cost = float(parts[1])
             except ValueError:
-                return LogError(path, line_no, "cost", f"{parts[1]!r} is not a number")
+                cost = None
+            if cost is None or not math.isfinite(cost):
+                return LogError(path, line_no, "cost", f"{parts[1]!r} is not a finite number")
             try:
                 prob = float(parts[2])
             except ValueError:
@@ -282,34 +344,52 @@ def _parse_text_event(path, lines, first_line, feedback_namespace, feedback_from
 _EVENT_END = re.compile(r"\n(?:[ \t]*\n)+")
 
 
-def _read_text(path, fh, feedback_namespace, feedback_from_cost, skip_lines):
+def _read_text(path, fh, feedback_namespace, feedback_from_cost, skip_lines, max_actions=MAX_ACTIONS):
     # Blocks of text split into events by one regex scan, rather than a Python loop per line.
     for _ in itertools.islice(fh, skip_lines):
         pass
     line_no = skip_lines + 1  # line number where `text[pos:]` starts
     carry = ""
+    skipping = False  # inside an event too long to keep, until the next blank line
     while True:
         block = fh.read(1 << 20)
-        text = carry + block
-        if "\r" in text:
-            text = text.replace("\r\n", "\n") if block else text.replace("\r", "")
+        text = carry + block if carry else block
         pos = 0
         for match in _EVENT_END.finditer(text):
             piece = text[pos:match.start()]
-            event = _text_piece(path, piece, line_no, feedback_namespace, feedback_from_cost)
-            if event is not None:
-                yield event
+            if skipping:
+                skipping = False
+            else:
+                event = _text_piece(path, piece, line_no, feedback_namespace, feedback_from_cost, max_actions)
+                if event is not None:
+                    yield event
             line_no += piece.count("\n") + match.group().count("\n")
             pos = match.end()
         carry = text[pos:]
+        if len(carry) > MAX_EVENT_CHARS:
+            if not skipping:
+                yield LogError(path, line_no, "event", f"no blank line ends the event within {MAX_EVENT_CHARS:,} "
+                               "characters (a text ADF event ends with an empty line); skipped to the next one")
+                skipping = True
+            cut = max(carry.rfind("\n"), 0)  # keep what may start the blank line that ends it
+            line_no += carry.count("\n", 0, cut)
+            carry = carry[cut:]
         if not block:
             break
-    event = _text_piece(path, carry, line_no, feedback_namespace, feedback_from_cost)
-    if event is not None:
-        yield event
+    stopped = truncation(fh)
+    if stopped:
+        yield LogError(path, line_no, "file", f"{stopped}: the event from this line on is incomplete and was not read")
+    elif not skipping:
+        event = _text_piece(path, carry, line_no, feedback_namespace, feedback_from_cost, max_actions)
+        if event is not None:
+            yield event
 
 
-def _text_piece(path, piece: str, line_no: int, feedback_namespace, feedback_from_cost):
+def _text_piece(path, piece: str, line_no: int, feedback_namespace, feedback_from_cost, max_actions=MAX_ACTIONS):
+    bad = _CONTROL.search(piece)
+    if bad:
+        return LogError(path, line_no + piece.count("\n", 0, bad.start()), "text",
+                        f"control character U+{ord(bad.group()):04X} (VW text lines must not contain one)")
     lines = piece.split("\n")
     start = 0
     while start < len(lines) and not lines[start].strip():
@@ -317,6 +397,9 @@ def _text_piece(path, piece: str, line_no: int, feedback_namespace, feedback_fro
     lines = [line for line in lines[start:] if line.strip()]
     if not lines:
         return None
+    if len(lines) > max_actions + 1:
+        return LogError(path, line_no + start, "actions", f"{len(lines) - 1:,} action lines, more than the limit "
+                        f"of {max_actions:,} (--max-actions)")
     return _parse_text_event(path, lines, line_no + start, feedback_namespace, feedback_from_cost)
 
 
@@ -328,19 +411,10 @@ def format_text_event(event: Event, cost: Optional[float] = None, feedback_names
     does not see the feedback as a context feature.
     """
     cost = event.cost if cost is None else cost
-    out = []
-    if event.context or (feedback_namespace is None and event.has_feedback):
-        ctx = event.context
-        if feedback_namespace is None and event.has_feedback and event.feedback != NO_FEEDBACK:
-            ctx = f"{ctx} {event.feedback}".strip()
-        out.append(f"shared {ctx}")
-    for i, text in enumerate(event.actions):
-        out.append(f"0:{_num(cost)}:{_num(event.prob)} {text}" if i == event.action else text)
-    return "\n".join(out) + "\n\n"
-
-
-def _num(x: float) -> str:
-    return f"{x:.9g}" if x != 0 else "0"
+    ctx = event.context
+    if feedback_namespace is None and event.has_feedback and event.feedback != NO_FEEDBACK:
+        ctx = f"{ctx} {event.feedback}".strip()
+    return "\n".join(adf_lines(ctx, event.actions, event.action, cb_label(cost, event.prob))) + "\n\n"
 
 
 # -------------------------------------------------------------------------- DSJSON
@@ -348,47 +422,56 @@ def _num(x: float) -> str:
 _DS_METADATA = {"EventId", "ActionTaken", "Timestamp"}
 
 
-def _escape(s: str) -> str:
-    for ch in " \t|:":
-        if ch in s:
-            s = s.replace(ch, "_")
-    return s
+def _number(value, where: str, path, line_no) -> str:
+    """A JSON number as VW text; a LogError for one that is not finite (``1e999``, ``10**400``)."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise LogError(path, line_no, where, f"{value!r} is not a finite number")
+    elif not -_MAX_INT < value < _MAX_INT:
+        raise LogError(path, line_no, where, f"an integer of {len(str(abs(value)))} digits is not a finite float")
+    return repr(value)
 
 
-def _namespaces(obj: dict, ns: str, out: dict, where: str, path, line_no):
+_MAX_INT = 2 ** 1023
+
+
+def _namespaces(obj: dict, ns: str, out: dict, where: str, path, line_no, depth: int = 0):
     """VW JSON semantics: ``obj``'s features into ``out[ns]``; nested objects are namespaces."""
+    if depth > MAX_JSON_DEPTH:
+        raise LogError(path, line_no, where, f"objects nested more than {MAX_JSON_DEPTH} deep")
     feats = out.setdefault(ns, [])
     for key, value in obj.items():
         if not isinstance(key, str) or key.startswith("_"):
             if key == "_text" and isinstance(value, str):
-                feats.extend(_escape(w) for w in value.split())
+                feats.extend(escape(w) for w in value.split())
             continue
-        name = _escape(key)
+        name = escape(key)
         if isinstance(value, bool):
             if value:
                 feats.append(name)
         elif isinstance(value, (int, float)):
-            if not math.isfinite(value):
-                raise LogError(path, line_no, f"{where}.{key}", f"{value!r} is not a finite number")
             if value:
-                feats.append(f"{name}:{value!r}")
+                feats.append(f"{name}:{_number(value, f'{where}.{key}', path, line_no)}")
         elif isinstance(value, str):
-            feats.append(name + _escape(value))
+            feats.append(name + escape(value))
         elif isinstance(value, dict):
-            _namespaces(value, name, out, f"{where}.{key}", path, line_no)
+            _namespaces(value, name, out, f"{where}.{key}", path, line_no, depth + 1)
         elif isinstance(value, list):
             for j, item in enumerate(value):
                 if isinstance(item, dict):
-                    _namespaces(item, name, out, f"{where}.{key}[{j}]", path, line_no)
+                    _namespaces(item, name, out, f"{where}.{key}[{j}]", path, line_no, depth + 1)
                 elif isinstance(item, (int, float)) and not isinstance(item, bool):
-                    if not math.isfinite(item):
-                        raise LogError(path, line_no, f"{where}.{key}[{j}]", f"{item!r} is not a finite number")
                     if item:
-                        out.setdefault(name, []).append(f"{j}:{item!r}")
+                        out.setdefault(name, []).append(f"{j}:{_number(item, f'{where}.{key}[{j}]', path, line_no)}")
                 else:
-                    raise LogError(path, line_no, f"{where}.{key}[{j}]", f"unsupported value {item!r}")
+                    raise LogError(path, line_no, f"{where}.{key}[{j}]", f"unsupported value {_short(item)}")
         elif value is not None:
-            raise LogError(path, line_no, f"{where}.{key}", f"unsupported value {value!r}")
+            raise LogError(path, line_no, f"{where}.{key}", f"unsupported value {_short(value)}")
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _vw_text(obj: dict, where: str, path, line_no) -> str:
@@ -411,16 +494,18 @@ def _int(value) -> Optional[int]:
     return None
 
 
-def _parse_dsjson_event(path, line, line_no, feedback_from_cost) -> Union[Event, LogError, None]:
+def _parse_dsjson_event(path, line, line_no, feedback_from_cost, max_actions=MAX_ACTIONS) -> Union[Event, LogError, None]:
     try:
         obj = json.loads(line)
-    except (json.JSONDecodeError, RecursionError) as err:
-        return LogError(path, line_no, "json", f"broken JSON: {err}")
+    except RecursionError:
+        return LogError(path, line_no, "json", "broken JSON: nested too deep")
+    except ValueError as err:  # JSONDecodeError, and an integer too long to read
+        return LogError(path, line_no, "json", f"broken JSON: {str(err)[:200]}")
     if not isinstance(obj, dict):
         return LogError(path, line_no, "json", f"an event must be a JSON object, got {type(obj).__name__}")
     if "_outcomes" in obj or (isinstance(obj.get("c"), dict) and "_slots" in obj["c"]):
         raise UnsupportedLogError(
-            f"{path}:{line_no}: this is a CCB or slates event (it has _slots/_outcomes); iglp-vw learns "
+            path, line_no, "event", "this is a CCB or slates event (it has _slots/_outcomes); iglp-vw learns "
             "from contextual-bandit events only (one action chosen from '_multi')"
         )
     if obj.get("_skipLearn") is True:
@@ -431,6 +516,9 @@ def _parse_dsjson_event(path, line, line_no, feedback_from_cost) -> Union[Event,
     multi = c.get("_multi")
     if not isinstance(multi, list) or not multi or not all(isinstance(a, dict) for a in multi):
         return LogError(path, line_no, "c._multi", "missing or empty action list (a list of objects)")
+    if len(multi) > max_actions:
+        return LogError(path, line_no, "c._multi", f"{len(multi):,} actions, more than the limit of {max_actions:,} "
+                        "(--max-actions)")
     index = _int(obj.get("_labelIndex"))
     if index is None and "_labelIndex" in obj:
         return LogError(path, line_no, "_labelIndex", f"{obj['_labelIndex']!r} is not an integer")
@@ -447,8 +535,9 @@ def _parse_dsjson_event(path, line, line_no, feedback_from_cost) -> Union[Event,
     if not 0 < prob <= 1:
         return LogError(path, line_no, "_label_probability", f"{prob!r} is outside (0, 1]")
     cost = obj.get("_label_cost")
-    if cost is not None and (isinstance(cost, bool) or not isinstance(cost, (int, float)) or not math.isfinite(cost)):
-        return LogError(path, line_no, "_label_cost", f"{cost!r} is not a number")
+    if cost is not None and (isinstance(cost, bool) or not isinstance(cost, (int, float))
+                             or not -_MAX_INT < cost < _MAX_INT or not math.isfinite(cost)):
+        return LogError(path, line_no, "_label_cost", f"{_short(cost)} is not a finite number")
     try:
         context = _vw_text({k: v for k, v in c.items() if k != "_multi"}, "c", path, line_no)
         actions = [_vw_text(a, f"c._multi[{i}]", path, line_no) for i, a in enumerate(multi)]
@@ -473,7 +562,7 @@ def _outcomes(outcomes, path, line_no):
     bad = False
     for i, outcome in enumerate(outcomes):
         if not isinstance(outcome, dict):
-            raise LogError(path, line_no, f"o[{i}]", f"an outcome must be an object, got {outcome!r}")
+            raise LogError(path, line_no, f"o[{i}]", f"an outcome must be an object, got {_short(outcome)}")
         for key, value in outcome.items():
             if key == "_definitely_bad":
                 if not isinstance(value, bool):
@@ -482,13 +571,13 @@ def _outcomes(outcomes, path, line_no):
             elif key.startswith("_") or key in _DS_METADATA:
                 continue
             elif isinstance(value, dict):
-                _namespaces(value, _escape(key), namespaces, f"o[{i}].{key}", path, line_no)
+                _namespaces(value, escape(key), namespaces, f"o[{i}].{key}", path, line_no, 1)
             elif key == "v" and isinstance(value, (int, float, str)) and not isinstance(value, bool):
-                if isinstance(value, float) and not math.isfinite(value):
-                    raise LogError(path, line_no, f"o[{i}].v", f"{value!r} is not a finite number")
-                namespaces.setdefault("v", []).append(f"v={_escape(str(value))}")
+                if not isinstance(value, str):
+                    value = _number(value, f"o[{i}].v", path, line_no)
+                namespaces.setdefault("v", []).append(f"v={escape(value)}")
             else:
-                raise LogError(path, line_no, f"o[{i}].{key}", f"unknown feedback field {key!r}")
+                raise LogError(path, line_no, f"o[{i}].{key[:80]}", f"unknown feedback field {_short(key)}")
     if bad:
         namespaces.setdefault("v", []).append(DEFINITELY_BAD)
     parts = [f"|{ns} " + " ".join(feats) for ns, feats in namespaces.items() if feats]
@@ -514,13 +603,29 @@ def _logged_pmf(obj, k) -> Optional[list]:
     return pmf
 
 
-def _read_dsjson(path, fh, feedback_namespace, feedback_from_cost, skip_lines):
-    for line_no, line in enumerate(fh, 1):
+def _read_dsjson(path, fh, feedback_namespace, feedback_from_cost, skip_lines, max_actions=MAX_ACTIONS):
+    line_no = 0
+    while True:
+        line = fh.readline(MAX_EVENT_CHARS)
+        if not line:
+            break
+        line_no += 1
+        if not line.endswith("\n") and len(line) >= MAX_EVENT_CHARS:
+            while line and not line.endswith("\n"):  # the rest of this line
+                line = fh.readline(MAX_EVENT_CHARS)
+            if line_no > skip_lines:
+                yield LogError(path, line_no, "json", f"a line longer than {MAX_EVENT_CHARS:,} characters")
+            continue
         if line_no <= skip_lines or not line.strip():
             continue
-        event = _parse_dsjson_event(path, line, line_no, feedback_from_cost)
+        if not line.endswith("\n") and truncation(fh):
+            break  # cut off where the file stops: reported below
+        event = _parse_dsjson_event(path, line, line_no, feedback_from_cost, max_actions)
         if event is not None:
             yield event
+    stopped = truncation(fh)
+    if stopped:
+        yield LogError(path, max(line_no, 1), "file", f"{stopped}: the log stops at this line")
 
 
 def format_dsjson_event(event: Event, cost: Optional[float] = None) -> str:

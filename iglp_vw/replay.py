@@ -43,7 +43,7 @@ from .logs import (
 )
 from ._util import can_fork
 from ._util import write_json as _write_json
-from .vw import cb_arguments, split_args
+from .vw import adf_split, cb_arguments, cb_label, split_args
 
 __all__ = ["replay", "predict_log", "label_log", "ReplaySummary", "CheckpointError"]
 
@@ -359,7 +359,7 @@ def replay(
                     actions = _action_texts(cb_pre, cb_post, context)
                     learner._cb_full_args = cb_arguments(learner.cb_args, context, actions, learner.seed)
                 driver = _CBDriver(learner._cb_full_args, model_dir, _PART, cb_model)
-            driver.feed(f"{cb_pre}0:{-rho + 0.0:.9g}:{prob:.9g} {cb_post}")
+            driver.feed(f"{cb_pre}{cb_label(-rho, prob)} {cb_post}")
             summary.add(feedback, has_fb, rho)
             if actions_key != last_actions:
                 summary.action_set_changes += last_actions is not None
@@ -410,10 +410,10 @@ def _record(file_index: int, event):
     """
     if isinstance(event, LogError):
         return event
-    head = ["shared " + event.context] if event.context else []
-    head.extend(event.actions[: event.action])
-    cb_pre = "\n".join(head) + "\n" if head else ""
-    cb_post = "\n".join(event.actions[event.action:]) + "\n\n"
+    try:
+        cb_pre, cb_post = adf_split(event.context, event.actions, event.action)
+    except ValueError as err:
+        return LogError(event.path, event.line, "features", str(err))
     return (file_index, event.line, event.end_line, event.context, event.feedback, event.action, event.prob,
             len(event.actions), event.has_feedback, cb_pre, cb_post, hash(tuple(event.actions)))
 
@@ -733,7 +733,7 @@ def label_log(model_dir, paths, out_path, on_bad_line: str = "fail", trace=None,
                         raise event
                     summary.bad_lines += 1
                     continue
-                cost = -rho + 0.0
+                cost = -rho
                 out.write(format_text_event(event, cost, None if keep_feedback else feedback_namespace) if fmt == "text" else format_dsjson_event(event, cost))
                 summary.add(event.feedback, event.has_feedback, rho)
                 if tracer:

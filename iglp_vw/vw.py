@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import os
 import re
 import shlex
-from typing import Mapping, Sequence, Union
+from typing import Mapping, Optional, Sequence, Union
+
+import numpy as np
 
 from vowpalwabbit import pyvw
 from vowpalwabbit.pyvw import pylibvw
@@ -23,29 +26,120 @@ from vowpalwabbit.pyvw import pylibvw
 Namespaces = Mapping[str, Mapping[str, Union[str, int, float, bool]]]
 Features = Union[str, Namespaces]
 
-# Characters that end a VW token or split a name from its value.
-_SPECIAL = re.compile(r"[\s|:]")
+# ----------------------------------------------------------------------------------------
+# The one escaping layer. VW's text format gives meaning to a few characters: a newline ends
+# an example (and a line whose tag starts with "save" is a command to VW's driver), an empty
+# line ends a multiline example, whitespace ends a token, '|' starts a namespace and ':'
+# splits a name from its value. Every text bound for VW is built here from escaped tokens
+# (dict features, DSJSON values) or checked here (VW text given as such), so no logged value
+# can become a command, an extra example or a crash.
+
+# In a token (a namespace, a feature name, a categorical value): every character VW or
+# Python's str.split() would split on, '|', ':', control characters and lone surrogates.
+_UNSAFE_TOKEN = re.compile("[\\s|:\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+# In VW text given as such: control characters (tab aside, VW's other separator) and
+# the characters Python treats as line ends.
+_UNSAFE_TEXT = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+# A ':' not followed by a plain finite number (at most 30 digits, 2-digit exponent) that ends
+# at whitespace, '|' or the end of the line: one C-level scan finds the text worth a closer look.
+_SUSPECT = re.compile(r":(?![+-]?(?:\d{1,30}\.?\d{0,30}|\.\d{1,30})(?:[eE][+-]?\d{1,2})?(?:[\s|]|$))")
+# Numbers VW reads as floats: beyond this an int would overflow to inf.
+_MAX_NUMBER = 2.0 ** 1023
 
 
 @functools.lru_cache(maxsize=65536)
-def _clean(token: str) -> str:
-    """Make ``token`` safe inside one VW feature (spaces, ``|`` and ``:`` become ``_``)."""
-    return _SPECIAL.sub("_", token) if _SPECIAL.search(token) else token
+def escape(token: str) -> str:
+    """``token`` made safe as one VW token: separators, ``|``, ``:`` and control characters become ``_``.
+
+    >>> escape("u 17|x:1\\n'save_/tmp/f")
+    "u_17_x_1_'save_/tmp/f"
+    """
+    return _UNSAFE_TOKEN.sub("_", token) if _UNSAFE_TOKEN.search(token) else token
+
+
+
+
+def check_text(text: str, what: str = "features") -> str:
+    """VW text features (``|ns name name:value ...``) given as such, checked: one line, no
+    control character, starting with ``|`` (or empty), and every ``name:value`` a finite number.
+
+    Returns ``text`` stripped; raises :class:`ValueError` naming ``what`` otherwise.
+
+    >>> check_text(" |User id=u17 |x f0:0.31 ")
+    '|User id=u17 |x f0:0.31'
+    >>> check_text("|User id=u17\\n'save_x|")
+    Traceback (most recent call last):
+    ...
+    ValueError: `features` must be one line of VW text without control characters, got "|User id=u17\\n'save_x|" (U+000A at 12)
+    """
+    bad = _UNSAFE_TEXT.search(text)
+    if bad:
+        raise ValueError(
+            f"`{what}` must be one line of VW text without control characters, got {text[:80]!r} "
+            f"(U+{ord(bad.group()):04X} at {bad.start()})"
+        )
+    text = text.strip()
+    if text and text[0] != "|":
+        raise ValueError(f"`{what}` as VW text must start with '|', got {text[:80]!r}")
+    problem = feature_problem(text)
+    if problem:
+        raise ValueError(f"`{what}` {problem[0]}: {problem[1]}")
+    return text
+
+
+def feature_problem(text: str) -> Optional[tuple]:
+    """What is wrong with the features of VW text ``|ns[:w] name[:value] ...``: ``(part, message)``,
+    or ``None`` when nothing (VW's parser stops or misreads a value that is not a finite number).
+
+    >>> feature_problem("|x a:1 b:2.5e-3"), feature_problem("|x a:b")
+    (None, ('feature', "'a:b' is not name or name:number"))
+    """
+    if ":" not in text or not _SUSPECT.search(text):
+        return None
+    for chunk in text.split("|")[1:]:
+        tokens = chunk.split()
+        if chunk and chunk[0] not in " \t":
+            head, tokens = tokens[0], tokens[1:]
+            if ":" in head:
+                name, _, weight = head.partition(":")
+                if not _finite(weight):
+                    return f"namespace {name}", f"weight {weight!r} is not a finite number"
+        for token in tokens:
+            if ":" in token:
+                name, _, value = token.rpartition(":")
+                if not _finite(value) or ":" in name:
+                    return "feature", f"{token!r} is not name or name:number"
+    return None
+
+
+def _finite(value: str) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except ValueError:
+        return False
+
+
+def _number(value, where: str) -> str:
+    """A finite number as VW text (``repr``: the shortest exact form); ``ValueError`` otherwise."""
+    if not -_MAX_NUMBER < value < _MAX_NUMBER:  # also false for nan
+        raise ValueError(f"`{where}` must be finite, got {value!r}"[:200])
+    return repr(value)
 
 
 def format_namespaces(features: Features, what: str = "features") -> str:
     """VW text for ``features``: ``{"User": {"id": "u17"}, "x": {"f0": 0.31}}`` -> ``|User id=u17 |x f0:0.31``.
 
-    A ``str`` value is a categorical feature (``name=value``), a number a numeric
-    one (``name:value``; zeros are dropped as VW would), ``True`` a present
-    feature. A plain string is taken as VW text already and returned unchanged
-    (it must start with ``|`` for a namespace or the default namespace).
+    A ``str`` value is a categorical feature (``name=value``), a number (numpy's
+    included) a numeric one (``name:value``; zeros are dropped as VW would),
+    ``True`` a present feature, ``False`` and ``None`` an absent one. Names and
+    values are escaped (:func:`escape`). A plain string is taken as VW text
+    already and checked (:func:`check_text`).
 
-    >>> format_namespaces({"User": {"id": "u 17"}, "x": {"f0": 0.5, "f1": 0}})
-    '|User id=u_17 |x f0:0.5'
+    >>> format_namespaces({"User": {"id": "u 17\\n"}, "x": {"f0": 0.5, "f1": 0}})
+    '|User id=u_17_ |x f0:0.5'
     """
     if isinstance(features, str):
-        return features.strip()
+        return check_text(features, what)
     if not isinstance(features, (dict, Mapping)):
         raise TypeError(f"`{what}` must be a dict of namespace -> {{feature: value}} or VW text, got {type(features).__name__}")
     parts = []
@@ -54,33 +148,102 @@ def format_namespaces(features: Features, what: str = "features") -> str:
             raise TypeError(
                 f"`{what}[{namespace!r}]` must be a dict of feature -> value, got {type(feats).__name__}"
             )
-        tokens = ["|" + _clean(str(namespace))]
+        tokens = ["|" + escape(namespace if type(namespace) is str else str(namespace))]
         for name, value in feats.items():
-            name = _clean(name if type(name) is str else str(name))
+            name = escape(name if type(name) is str else str(name))
             kind = type(value)
             if kind is float or kind is int:
                 if value:
-                    if value - value != 0:  # nan or inf
-                        raise ValueError(f"`{what}[{namespace!r}][{name!r}]` must be finite, got {value}")
-                    tokens.append(f"{name}:{value!r}")
+                    tokens.append(f"{name}:{_number(value, f'{what}[{namespace!r}][{name!r}]')}")
             elif kind is str:
-                tokens.append(f"{name}={_clean(value)}")
+                tokens.append(f"{name}={escape(value)}")
             elif value is True:
                 tokens.append(name)
             elif value is False or value is None:
                 continue
-            elif isinstance(value, (int, float)):  # numpy scalars and other numbers
-                value = float(value)
-                if value - value != 0:
-                    raise ValueError(f"`{what}[{namespace!r}][{name!r}]` must be finite, got {value}")
-                if value:
-                    tokens.append(f"{name}:{value!r}")
             else:
-                raise TypeError(
-                    f"`{what}[{namespace!r}][{name!r}]` must be str, number or bool, got {type(value).__name__}"
-                )
+                tokens.extend(_other_token(name, value, f"{what}[{namespace!r}][{name!r}]"))
         parts.append(" ".join(tokens))
     return " ".join(parts)
+
+
+def _other_token(name: str, value, where: str) -> list:
+    """Feature tokens of a value that is not a plain str, int, float or bool: numpy scalars
+    (``np.int64``, ``np.float32``, ``np.bool_``) and other numbers."""
+    if isinstance(value, np.generic):
+        value = value.item()
+        if isinstance(value, bool):
+            return [name] if value else []
+        if isinstance(value, str):
+            return [f"{name}={escape(value)}"]
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        value = float(value) if not isinstance(value, (int, float)) else value
+        return [f"{name}:{_number(value, where)}"] if value else []
+    if isinstance(value, bool):  # a bool subclass
+        return [name] if value else []
+    raise TypeError(f"`{where}` must be str, number or bool, got {type(value).__name__}")
+
+
+# ----------------------------------------------------------------------------- ADF lines
+
+
+def cb_label(cost: float, prob: float) -> str:
+    """VW's contextual-bandit label of the action played: ``0:cost:probability``.
+
+    (The index before the first ``:`` is not read by VW's ADF reductions.)
+
+    >>> cb_label(-1.0, 0.25), cb_label(-0.0, 1 / 3)
+    ('0:-1:0.25', '0:0:0.333333333')
+    """
+    return f"0:{cost + 0.0:.9g}:{prob:.9g}"
+
+
+def action_line(text: str) -> str:
+    """An action's line: its checked text, or ``|`` for an action with no features (an empty
+    line would end the multiline example: one event would become two)."""
+    if not text:
+        return "|"
+    if text[0] != "|" or "\n" in text or "\r" in text:
+        raise ValueError(f"an action's VW text must be one line starting with '|', got {text[:80]!r}")
+    return text
+
+
+def adf_lines(shared: str, actions: Sequence[str], index: Optional[int] = None, label: str = "",
+              labels: Optional[Sequence[str]] = None) -> list:
+    """The lines of one ADF example: ``shared`` (left out when empty) and one line per action,
+    ``label`` (e.g. :func:`cb_label`) before action ``index``, or ``labels[i]`` before each
+    action ``i`` (``csoaa_ldf``'s ``"1:0.5"``).
+
+    The texts must come from :func:`format_namespaces` or :func:`check_text` (or the
+    log readers, which use them); a text that could end the example early is refused.
+
+    >>> adf_lines("|User id=1", ["|A a", ""], 1, "0:-1:0.5")
+    ['shared |User id=1', '|A a', '0:-1:0.5 |']
+    """
+    if "\n" in shared or "\r" in shared:
+        raise ValueError(f"the shared features must be one line, got {shared[:80]!r}")
+    lines = ["shared " + shared] if shared else []
+    if labels is not None:
+        lines.extend(f"{lab} {action_line(text)}" for lab, text in zip(labels, actions))
+        return lines
+    for i, text in enumerate(actions):
+        line = action_line(text)
+        lines.append(f"{label} {line}" if i == index else line)
+    return lines
+
+
+def adf_split(shared: str, actions: Sequence[str], index: int):
+    """``(pre, post)``: an ADF example's text around the label of action ``index``, so that
+    ``pre + label + " " + post`` is the example (with the blank line that ends it) as VW's
+    driver reads it. For streams that build the text before the label is known.
+
+    >>> adf_split("|U u", ["|A a", "|A b"], 1)
+    ('shared |U u\\n|A a\\n', '|A b\\n\\n')
+    """
+    lines = adf_lines(shared, actions)
+    head = len(lines) - len(actions) + index
+    pre = "\n".join(lines[:head]) + "\n" if head else ""
+    return pre, "\n".join(lines[head:]) + "\n\n"
 
 
 def feedback_key(feedback_text: str) -> str:
@@ -255,18 +418,17 @@ class Workspace:
         # The low-level calls pyvw itself makes, without its per-example wrapper
         # objects (they were ~20% of a learn step). Parse, learn or predict, read,
         # and always finish, in this order: nothing parsed is left unfinished and
-        # nothing unlearned/unpredicted is finished.
+        # nothing unlearned/unpredicted is finished (VW crashes on that).
         ws = self._ws
         if type(text) is str and not self._multiline:  # the IK's path: one line, fewer steps
-            if "\r" in text:
-                text = text.replace("\r", "")
+            if "\n" in text or "\r" in text:
+                raise ValueError(f"an example must be one line, got {text[:300]!r}")
             try:
                 examples = ws._parse(text)
             except RuntimeError as err:
                 raise ValueError(f"VW could not parse the example {text[:300]!r}: {err}") from None
             if len(examples) != 1:
-                for ex in examples:
-                    ws._finish_example(ex)
+                self._discard(examples)
                 raise ValueError(f"expected one example, VW parsed {len(examples)} from {text[:300]!r}")
             ex = examples[0]
             try:
@@ -274,29 +436,49 @@ class Workspace:
                 return self._read(ex)
             finally:
                 ws._finish_example(ex)
+        # Lines (or text) from adf_lines: one example per line. pyvw drops empty lines and
+        # splits at newlines, so a count that differs means a line was not one example.
         joined = text if isinstance(text, str) else "\n".join(text)
-        if "\r" in joined:
-            joined = joined.replace("\r", "")
+        n_lines = joined.count("\n") + 1
+        if "\r" in joined or (not isinstance(text, str) and n_lines != len(text)):
+            raise ValueError(f"an example's lines must be single lines without '\\r', got {joined[:300]!r}")
         try:
-            examples = self._ws._parse(joined.strip())
+            examples = ws._parse(joined)
         except RuntimeError as err:
             raise ValueError(f"VW could not parse the example {joined[:300]!r}: {err}") from None
-        if not examples:
-            raise ValueError(f"VW found no example in {joined[:300]!r}")
-        try:
-            if self._multiline:
+        if len(examples) != n_lines:
+            self._discard(examples)
+            raise ValueError(f"{n_lines} lines gave {len(examples)} examples (an empty line?): {joined[:300]!r}")
+        if self._multiline:
+            try:
                 (pylibvw.vw.learn_multi if learn else pylibvw.vw.predict_multi)(ws, examples)
-            else:
-                if len(examples) != 1:
-                    raise ValueError(f"expected one example, VW parsed {len(examples)} from {joined[:300]!r}")
-                (pylibvw.vw.learn if learn else pylibvw.vw.predict)(ws, examples[0])
+                return self._read(examples[0])
+            finally:
+                ws._finish_example_multi_ex(examples)
+        if len(examples) != 1:
+            self._discard(examples)
+            raise ValueError(f"expected one example, VW parsed {len(examples)} from {joined[:300]!r}")
+        try:
+            (pylibvw.vw.learn if learn else pylibvw.vw.predict)(ws, examples[0])
             return self._read(examples[0])
         finally:
-            if self._multiline:
+            ws._finish_example(examples[0])
+
+    def _discard(self, examples) -> None:
+        """Finish examples that will not be learned: predicted first (VW crashes on finishing
+        an example that was never learned or predicted)."""
+        ws = self._ws
+        if self._multiline:
+            try:
+                pylibvw.vw.predict_multi(ws, examples)
+            finally:
                 ws._finish_example_multi_ex(examples)
-            else:
-                for ex in examples:
-                    ws._finish_example(ex)
+            return
+        for ex in examples:
+            try:
+                pylibvw.vw.predict(ws, ex)
+            finally:
+                ws._finish_example(ex)
 
     def predict(self, text):
         """Predict one example (a line, or a list of lines for ADF); returns VW's prediction."""

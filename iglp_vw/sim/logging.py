@@ -11,7 +11,7 @@ from typing import Optional
 import numpy as np
 
 from ..learner import sample_pmf
-from ..vw import format_namespaces
+from ..vw import adf_lines, cb_label, format_namespaces
 
 __all__ = ["write_log", "write_policy_log", "LOGGING_POLICIES"]
 
@@ -84,9 +84,7 @@ def write_log(
                 if fmt == "text":
                     ctx = format_namespaces(rnd["context"])
                     fb = format_namespaces(feedback)
-                    lines = [f"shared {ctx} {fb}"]
-                    for i, text in enumerate(action_texts):
-                        lines.append(f"0:{cost:g}:{prob:.9g} {text}" if i == action else text)
+                    lines = adf_lines(f"{ctx} {fb}".strip(), action_texts, action, cb_label(cost, prob))
                     out.write("\n".join(lines) + "\n\n")
                     written = len(lines) + 1
                 else:
@@ -139,9 +137,8 @@ def write_policy_log(sim, learner, path, seed: int = 0, cost=None, truth=None, l
                     learner.learn(rnd["context"], rnd["actions"], action, prob, feedback)
                 c = cost(rnd["context"], feedback) if cost else 0.0
                 fb = format_namespaces(feedback) if feedback else ""
-                lines = [f"shared {format_namespaces(rnd['context'])} {fb}".rstrip()]
-                for i, text in enumerate(action_texts):
-                    lines.append(f"0:{-c if cost else 0.0:g}:{prob:.9g} {text}" if i == action else text)
+                shared = f"{format_namespaces(rnd['context'])} {fb}".strip()
+                lines = adf_lines(shared, action_texts, action, cb_label(-c, prob))
                 out.write("\n".join(lines) + "\n\n")
                 if writer:
                     writer.writerow([n, line, rnd.get("user"), rnd.get("group"), action, reward])
