@@ -10,17 +10,20 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-from .learner import DEFAULT_CB_ARGS, sample_pmf
-from .vw import Features, Workspace, adf_lines, cb_arguments, cb_label, format_namespaces
+from .base import Estimator
+from .cb import WorkspaceCB
+from .learner import DEFAULT_CB_ARGS
+from .vw import Features, cb_arguments, escape, format_namespaces, split_args
 
 __all__ = ["RewardCB", "Uniform", "VWNativeIGL"]
 
 
-class RewardCB:
+class RewardCB(Estimator):
     """``--cb_explore_adf`` learning cost ``-reward(context, feedback)``.
 
     Parameters
@@ -45,27 +48,34 @@ class RewardCB:
         self._rng = np.random.default_rng(seed)
         self._cb = None
 
-    def _lines(self, context, actions, label_index=None, label=""):
+    def _texts(self, context, actions):
         ctx = format_namespaces(context, "context")
-        acts = [format_namespaces(a, "actions") for a in actions]
+        acts = [format_namespaces(a, f"actions[{i}]") for i, a in enumerate(actions)]
         if self._cb is None:
-            self._cb = Workspace(cb_arguments(self.cb_args, ctx, acts, self.seed))
-        return adf_lines(ctx, acts, label_index, label)
+            self._cb = WorkspaceCB(cb_arguments(self.cb_args, ctx, acts, self.seed))
+        return ctx, acts
 
     def predict(self, context: Features, actions: Sequence[Features]) -> list:
-        lines = self._lines(context, actions)
-        return list(self._cb.predict(lines))
-
-    def act(self, context, actions):
-        return sample_pmf(self._rng, self.predict(context, actions))
+        ctx, acts = self._texts(context, actions)
+        return self._cb.predict(ctx, acts)
 
     def learn(self, context, actions, action: int, prob: float, feedback) -> float:
         r = float(self.reward(context, feedback))
-        self._cb.learn(self._lines(context, actions, action, cb_label(-r, prob)))
+        ctx, acts = self._texts(context, actions)
+        self._cb.learn(ctx, acts, action, -r, prob)
         return r
 
+    def _write(self, directory: Path) -> None:
+        if self._cb is not None:
+            self._cb.save(directory / "cb.model")
+            (directory / "cb_args.txt").write_text(self._cb.args)
 
-class Uniform:
+    def _restore(self, directory: Path) -> None:
+        if (directory / "cb_args.txt").exists():
+            self._cb = WorkspaceCB((directory / "cb_args.txt").read_text(), directory / "cb.model")
+
+
+class Uniform(Estimator):
     """Plays uniformly at random; learns nothing."""
 
     def __init__(self, num_actions: int, seed: int = 0):
@@ -76,21 +86,27 @@ class Uniform:
     def predict(self, context, actions) -> list:
         return [1.0 / len(actions)] * len(actions)
 
-    def act(self, context, actions):
-        return sample_pmf(self._rng, self.predict(context, actions))
-
     def learn(self, context, actions, action, prob, feedback) -> float:
         return 0.0
 
 
-def _json_namespaces(features: dict) -> dict:
-    """API namespaces to VW JSON namespaces (strings stay categorical, numbers numeric)."""
+def _json_namespaces(features) -> dict:
+    """API namespaces to VW JSON namespaces (strings stay categorical, numbers numeric), names and
+    values escaped as for text (:func:`iglp_vw.vw.escape`)."""
     if not isinstance(features, dict):
         raise TypeError("VWNativeIGL takes dict features, not VW text")
-    return {ns: dict(feats) for ns, feats in features.items()}
+    out = {}
+    for ns, feats in features.items():
+        # format_namespaces checks every value (finite numbers, known types) and raises if not.
+        format_namespaces({ns: feats})
+        out[escape(str(ns))] = {
+            escape(str(k)): (escape(v) if isinstance(v, str) else (v.item() if isinstance(v, np.generic) else v))
+            for k, v in feats.items()
+        }
+    return out
 
 
-class VWNativeIGL:
+class VWNativeIGL(Estimator):
     """VW's ``--experimental_igl`` (2 states unless feedback carries ``_definitely_bad``).
 
     Events go to VW as DSJSON lines with the outcome ``"o"`` placed *before*
@@ -113,8 +129,22 @@ class VWNativeIGL:
             args = cb_arguments(self.vw_args, ctx, acts, self.seed, prefix="--dsjson --experimental_igl")
             from vowpalwabbit import pyvw
 
-            self._ws = pyvw.Workspace(args)
+            self._args = args
+            self._ws = pyvw.Workspace(arg_list=split_args(args))
         return self._ws
+
+    def _write(self, directory: Path) -> None:
+        if self._ws is not None:
+            self._ws.save(str(directory / "igl.model"))
+            (directory / "igl_args.txt").write_text(self._args)
+
+    def _restore(self, directory: Path) -> None:
+        if (directory / "igl_args.txt").exists():
+            from vowpalwabbit import pyvw
+
+            self._args = (directory / "igl_args.txt").read_text()
+            self._ws = pyvw.Workspace(arg_list=["--dsjson", "--quiet", "--preserve_performance_counters",
+                                                "-i", str(directory / "igl.model")])
 
     def _run(self, event: dict, learn: bool, context, actions):
         ws = self._workspace(context, actions)
@@ -136,9 +166,6 @@ class VWNativeIGL:
         event = {"c": self._context(context, actions), "a": list(range(k)), "p": [1.0 / k] * k}
         return self._run(event, False, context, actions)
 
-    def act(self, context, actions):
-        return sample_pmf(self._rng, self.predict(context, actions))
-
     def learn(self, context, actions, action: int, prob: float, feedback) -> float:
         k = len(actions)
         others = [i for i in range(k) if i != action]
@@ -147,7 +174,7 @@ class VWNativeIGL:
             "_label_cost": 0,
             "_label_probability": prob,
             "_labelIndex": action,
-            "o": [_json_namespaces(feedback)],  # must come before "c"
+            "o": [_json_namespaces(feedback or {})],  # must come before "c"
             "a": [action] + others,
             "c": self._context(context, actions),
             "p": [prob] + [rest] * (k - 1),

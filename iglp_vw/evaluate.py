@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from .learner import IGLP
-from .logs import NO_FEEDBACK, LogError, check_action_count, detect_format, read_events
+from .logs import NO_FEEDBACK, check_action_count
+from .stream import LogStream
 from .vw import namespace_of
 
 __all__ = ["evaluate", "feedback_signals", "plot_lifts"]
@@ -54,20 +55,16 @@ def feedback_signals(feedback: str) -> set:
 
 def _collect(learner: IGLP, paths, feedback_namespace: str, group_by: Optional[str]):
     pmfs, actions, probs, signals, groups = [], [], [], [], []
-    for path in paths:
-        fmt = detect_format(path)
-        for event in read_events(path, fmt, feedback_namespace):
-            if isinstance(event, LogError):
-                raise event
-            err = check_action_count(event.path, event.line, len(event.actions), learner.num_actions)
-            if err is not None:
-                raise err
-            pmf = learner.predict(event.context, event.actions)
-            pmfs.append(pmf + [0.0] * (learner.num_actions - len(pmf)))
-            actions.append(event.action)
-            probs.append(event.prob)
-            signals.append(feedback_signals(event.feedback))
-            groups.append(namespace_of(event.context, group_by) if group_by else "all")
+    for event in LogStream(paths, None, feedback_namespace):
+        err = check_action_count(event.path, event.line, len(event.actions), learner.num_actions)
+        if err is not None:
+            raise err
+        pmf = learner.predict(event.context, event.actions)
+        pmfs.append(pmf + [0.0] * (learner.num_actions - len(pmf)))
+        actions.append(event.action)
+        probs.append(event.prob)
+        signals.append(feedback_signals(event.feedback))
+        groups.append(namespace_of(event.context, group_by) if group_by else "all")
     if not actions:
         raise ValueError(f"no events in {', '.join(map(str, paths))}")
     return np.asarray(pmfs), np.asarray(actions), np.asarray(probs), signals, np.asarray(groups, dtype=object)

@@ -20,7 +20,7 @@ extreme one.
 
 from __future__ import annotations
 
-from .vw import Workspace, adf_lines, build_args, namespace_chars, split_args
+from .vw import Workspace, adf_lines, build_args, namespace_chars, reload_args, split_args
 
 # Namespace holding the group code in IK examples; VW keys interactions on the
 # first character, and '_' is not a first character users give namespaces.
@@ -40,19 +40,6 @@ def ik_args(num_actions: int, extra=None, seed: int = 0, code: bool = True) -> s
     """
     interactions = f"-q :{CODE_NAMESPACE[0]}" if code else None
     return build_args(f"--oaa {int(num_actions)}", IK_BASE_ARGS, interactions, extra, seed=seed)
-
-
-def reload_args(args: str) -> str:
-    """Arguments to pass with ``-i`` when reloading: VW does not store ``--probabilities``,
-    ``--loss_function`` or ``--power_t`` for oaa, nor ``--quiet``; the rest comes from the model file."""
-    tokens = split_args(args)
-    keep = ["--probabilities", "--quiet"]
-    out = [t for t in tokens if t in keep]
-    for flag in ("--loss_function", "--power_t"):
-        if flag in tokens:
-            i = tokens.index(flag)
-            out += tokens[i : i + 2]
-    return " ".join(out)
 
 
 class InverseKinematics:
@@ -81,21 +68,20 @@ class InverseKinematics:
             self._ik = Workspace(reload_args(self.args), _models[0])
             self._prior = Workspace(reload_args(self.prior_args), _models[1])
 
-    def learn(self, context_text: str, code: str, action: int, weight: float, feedback_tokens: str = "",
-              action_texts=()):
+    def learn(self, context_text: str, code: str, action: int, weight: float, action_texts=()):
         """Predict then learn one event (Algorithm 1 lines 10 and 19); ``action_texts`` unused.
 
         Returns ``(P̂(a|x,s), P̂(a|x))`` for the action played, both predicted
         before this event's update.
         """
         label = f"{action + 1} {weight:.9g} "
-        posterior = self._ik.learn(f"{label}{context_text} |{CODE_NAMESPACE} {code} {feedback_tokens}")[action]
+        posterior = self._ik.learn(f"{label}{context_text} |{CODE_NAMESPACE} {code} ")[action]
         prior = self._prior.learn(label + context_text)[action]
         return posterior, prior
 
-    def predict(self, context_text: str, code: str, action: int, feedback_tokens: str = "", action_texts=()):
+    def predict(self, context_text: str, code: str, action: int, action_texts=()):
         """``(P̂(a|x,s), P̂(a|x))`` without learning."""
-        posterior = self._ik.predict(f"{context_text} |{CODE_NAMESPACE} {code} {feedback_tokens}")[action]
+        posterior = self._ik.predict(f"{context_text} |{CODE_NAMESPACE} {code} ")[action]
         prior = self._prior.predict(context_text)[action]
         return posterior, prior
 
@@ -159,16 +145,16 @@ class ActionFeatureIK:
         labels = None if action is None else [f"{i + 1}:{0 if i == action else weight:.9g}" for i in range(len(action_texts))]
         return adf_lines(shared, action_texts, labels=labels)
 
-    def learn(self, context_text, code, action, weight, feedback_tokens="", action_texts=()):
+    def learn(self, context_text, code, action, weight, action_texts=()):
         """Predict then learn one event; ``(P̂(a|x,s), P̂(a|x))`` before the update."""
         ik, prior = self._workspaces(context_text, action_texts)
-        shared = f"{context_text} |{CODE_NAMESPACE} {code} {feedback_tokens}"
+        shared = f"{context_text} |{CODE_NAMESPACE} {code} "
         posterior = ik.learn(self._lines(shared, action_texts, action, weight))[action]
         return posterior, prior.learn(self._lines(context_text, action_texts, action, weight))[action]
 
-    def predict(self, context_text, code, action, feedback_tokens="", action_texts=()):
+    def predict(self, context_text, code, action, action_texts=()):
         ik, prior = self._workspaces(context_text, action_texts)
-        shared = f"{context_text} |{CODE_NAMESPACE} {code} {feedback_tokens}"
+        shared = f"{context_text} |{CODE_NAMESPACE} {code} "
         return ik.predict(self._lines(shared, action_texts))[action], prior.predict(self._lines(context_text, action_texts))[action]
 
     def save(self, ik_path, prior_path) -> None:

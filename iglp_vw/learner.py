@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from . import modeldir
+from ._util import write_json
+from .base import Estimator, sample_pmf
+from .cb import WorkspaceCB
 from .decoder import CommunicationDecoder
 from .ik import ActionFeatureIK, InverseKinematics
-from .reward import reward_from_test
-from ._util import write_json as _write_json
-from .vw import (
-    Features,
-    Workspace,
-    adf_lines,
-    cb_arguments,
-    cb_label,
-    feedback_key,
-    format_namespaces,
-    namespace_of,
-    split_args,
-)
+from .reward import is_extreme, reward_from_test
+from .vw import VWTexts, Features, cb_arguments, check_model_args, feedback_key, format_namespaces, namespace_of
 
-__all__ = ["IGLP", "DEFAULT_CB_ARGS"]
+__all__ = ["IGLP", "DEFAULT_CB_ARGS", "sample_pmf"]
 
 # Default contextual bandit, chosen by measurement (docs/ik-design.md, "CB explorer"):
 # ε-greedy with ε = 0.05 had the best worst case against the strongest oracle CB
@@ -34,19 +26,16 @@ __all__ = ["IGLP", "DEFAULT_CB_ARGS"]
 # Interactions are "auto" (see vw.auto_interactions), resolved on the first event.
 DEFAULT_CB_ARGS = "--cb_explore_adf --epsilon 0.05"
 
-_FORMAT_VERSION = 1
+# The largest action set (IK classes) a learner accepts: an --oaa K model costs time and
+# memory in K on every event.
+MAX_NUM_ACTIONS = 1 << 16
+# Importance weights 1/(K p) are capped here: a logged probability of 1e-300 would otherwise
+# weigh 1e299 and swamp the decoder's counts and the group test for thousands of events.
+# ε-greedy with ε = 0.05 over 10 actions weighs at most 20.
+MAX_IMPORTANCE_WEIGHT = 100.0
 
-
-def sample_pmf(rng: np.random.Generator, pmf: Sequence[float]):
-    """Draw ``(index, prob)`` from ``pmf`` with ``rng`` (one uniform draw; robust to rounding)."""
-    u = rng.random() * sum(pmf)
-    acc = 0.0
-    for i, p in enumerate(pmf):
-        acc += p
-        if u < acc:
-            return i, p
-    i = max(range(len(pmf)), key=lambda j: pmf[j])
-    return i, pmf[i]
+_FORMAT_VERSION = 2
+_STATE_KEYS = ("decoder", "group_stats", "rng", "n_learned")
 
 
 class _Oracle:
@@ -92,7 +81,10 @@ def _tokens_match(feedback_text: str, names: frozenset) -> bool:
     return False
 
 
-class IGLP:
+_IK = {"slot": InverseKinematics, "features": ActionFeatureIK}
+
+
+class IGLP(Estimator):
     """Personalized IGL (IGL-P) on Vowpal Wabbit: learns the reward from feedback, then the policy.
 
     Each :meth:`learn` call runs one round of Algorithm 1: the inverse-kinematics
@@ -112,10 +104,11 @@ class IGLP:
 
     **Extreme-event test.** ``extreme_test="group"`` (default) applies Eq. 3 to
     each group of pairs: a group is extreme when its importance-weighted mean of
-    P̂(a|x,y)/P̂(a|x) exceeds ``threshold``. ``"event"`` applies it to each event
-    alone, as in the paper. ``prior="learned"`` (default) compares with a second
-    VW model of P̂(a|x) trained on the same weighted stream; ``"uniform"``
-    compares with ``1/K``. Why these defaults: ``docs/ik-design.md``.
+    P̂(a|x,y)/P̂(a|x) over about ``group_window`` events exceeds ``threshold``.
+    ``"event"`` applies it to each event alone, as in the paper. ``prior="learned"``
+    (default) compares with a second VW model of P̂(a|x) trained on the same
+    weighted stream; ``"uniform"`` compares with ``1/K``. Why these defaults:
+    ``docs/ik-design.md``.
 
     Parameters
     ----------
@@ -141,13 +134,18 @@ class IGLP:
         context namespace is crossed with every action namespace.
     ik_args
         Extra VW arguments for the IK models.
+    ik_model
+        ``"slot"``: the IK predicts the action's position (``--oaa K``); ``"features"``:
+        it scores the candidates' features (``--csoaa_ldf``), for changing action sets.
     user_namespace
         The context namespace that identifies the user.
     extreme_test, prior, group_window
-        See above; ``group_window`` is the number of events a group's mean
-        ratio remembers.
+        See above.
     decoder_args
         Keyword arguments of :class:`~iglp_vw.decoder.CommunicationDecoder`.
+    cb
+        The CB component's factory, ``cb(args, model_file=None)``: :class:`~iglp_vw.cb.WorkspaceCB`
+        (default) or, for offline replay, :class:`~iglp_vw.cb.DriverCB` (see :mod:`iglp_vw.cb`).
 
     Examples
     --------
@@ -167,102 +165,79 @@ class IGLP:
         states: int = 2,
         alpha: float = 1.0,
         definitely_negative=None,
+        definitely_positive=None,
         threshold: float = 2.0,
         seed: int = 0,
         cb_args: str = DEFAULT_CB_ARGS,
         ik_args: Optional[str] = None,
+        ik_model: str = "slot",
         user_namespace: str = "User",
         extreme_test: str = "group",
         prior: str = "learned",
         group_window: int = 50,
-        ik_feedback: bool = False,
-        decoder_reference: str = "uniform",
         decoder_args: Optional[dict] = None,
-        definitely_positive=None,
-        ik_model: str = "slot",
+        cb: Optional[Callable] = None,
     ):
-        if not isinstance(num_actions, (int, np.integer)) or num_actions < 2:
-            raise ValueError(f"`num_actions` must be an int >= 2, got {num_actions!r}")
+        if isinstance(num_actions, bool) or not isinstance(num_actions, (int, np.integer)) or \
+                not 2 <= num_actions <= MAX_NUM_ACTIONS:
+            raise ValueError(f"`num_actions` must be an int in [2, {MAX_NUM_ACTIONS}], got {num_actions!r}")
         if states not in (2, 3):
             raise ValueError(f"`states` must be 2 or 3, got {states!r}")
-        if not 0 < alpha <= 1:
+        if not isinstance(alpha, (int, float)) or not 0 < alpha <= 1:
             raise ValueError(f"`alpha` must be in (0, 1], got {alpha!r}")
         if states == 2 and (alpha != 1 or definitely_negative is not None or definitely_positive is not None):
             raise ValueError(
                 "`states=2` is alpha=1 with no definitely_negative/definitely_positive oracle; use states=3 for those"
             )
-        if threshold <= 1:
+        if not isinstance(threshold, (int, float)) or not threshold > 1:
             raise ValueError(f"`threshold` must be > 1, got {threshold!r}")
-        if extreme_test not in ("group", "event", "either"):
-            raise ValueError(f"`extreme_test` must be 'group', 'event' or 'either', got {extreme_test!r}")
+        if extreme_test not in ("group", "event"):
+            raise ValueError(f"`extreme_test` must be 'group' or 'event', got {extreme_test!r}")
         if prior not in ("learned", "uniform"):
             raise ValueError(f"`prior` must be 'learned' or 'uniform', got {prior!r}")
-        if decoder_reference not in ("marginal", "uniform"):
-            raise ValueError(f"`decoder_reference` must be 'marginal' or 'uniform', got {decoder_reference!r}")
-        if ik_model not in ("slot", "features"):
+        if ik_model not in _IK:
             raise ValueError(f"`ik_model` must be 'slot' or 'features', got {ik_model!r}")
-        if group_window < 1:
-            raise ValueError(f"`group_window` must be >= 1, got {group_window!r}")
+        if isinstance(group_window, bool) or not isinstance(group_window, (int, np.integer)) or group_window < 1:
+            raise ValueError(f"`group_window` must be an int >= 1, got {group_window!r}")
+        if not isinstance(user_namespace, str):
+            raise TypeError(f"`user_namespace` must be a str, got {user_namespace!r}")
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+            raise TypeError(f"`seed` must be an int, got {seed!r}")
+        if decoder_args is not None and not isinstance(decoder_args, dict):
+            raise TypeError(f"`decoder_args` must be a dict, got {decoder_args!r}")
+        for name, value in (("cb_args", cb_args), ("ik_args", ik_args)):
+            if value is not None:
+                check_model_args(value, f"`{name}`")
         self.num_actions = int(num_actions)
         self.states = states
         self.alpha = float(alpha)
         self.definitely_negative = definitely_negative
+        self.definitely_positive = definitely_positive
         self.threshold = float(threshold)
         self.seed = int(seed)
         self.cb_args = cb_args
         self.ik_args = ik_args
+        self.ik_model = ik_model
         self.user_namespace = user_namespace
         self.extreme_test = extreme_test
         self.prior = prior
         self.group_window = int(group_window)
-        self.ik_feedback = bool(ik_feedback)
-        self.decoder_reference = decoder_reference
-        self.decoder_args = dict(decoder_args or {})
+        self.decoder_args = decoder_args
+        self.cb = cb
 
-        self.definitely_positive = definitely_positive
         self._dn = _Oracle(definitely_negative)
         self._dp = _Oracle(definitely_positive)
         self._rng = np.random.default_rng(self.seed)
         # One group bit per non-zero state by default (decoder_args may set "dims").
-        self._decoder = CommunicationDecoder(**{"dims": states - 1, **self.decoder_args})
-        self.ik_model = ik_model
+        self._decoder = CommunicationDecoder(**{"dims": states - 1, **(decoder_args or {})})
         self._ik = _IK[ik_model](self.num_actions, ik_args, self.seed)
-        self._cb: Optional[Workspace] = None
+        self._cb = None  # built on the first event (interactions come from its namespaces)
         self._cb_full_args: Optional[str] = None
-        self._group_stats: dict = {}  # code -> [weighted sum of ratios, sum of weights]
+        self._group_stats: dict = {}  # code -> [decayed weighted sum of ratios, of weights]
         self._decay = 1.0 - 1.0 / self.group_window
-        self._action_freq = [1.0] * self.num_actions  # decayed counts of actions played (marginal policy)
         self._cache = (None, "", None, [])
         self.n_learned = 0
         self.last: dict = {}
-
-    # ----------------------------------------------------------------- params
-    @property
-    def params(self) -> dict:
-        """The constructor arguments (JSON-able; a callable oracle shows as ``"<callable>"``)."""
-        return {
-            "num_actions": self.num_actions,
-            "states": self.states,
-            "alpha": self.alpha,
-            "definitely_negative": self._dn.to_json(),
-            "threshold": self.threshold,
-            "seed": self.seed,
-            "cb_args": self.cb_args,
-            "ik_args": self.ik_args,
-            "user_namespace": self.user_namespace,
-            "extreme_test": self.extreme_test,
-            "prior": self.prior,
-            "group_window": self.group_window,
-            "ik_feedback": self.ik_feedback,
-            "decoder_reference": self.decoder_reference,
-            "decoder_args": self.decoder_args,
-            "definitely_positive": self._dp.to_json(),
-            "ik_model": self.ik_model,
-        }
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
-        return f"IGLP({args})"
 
     # ------------------------------------------------------------- formatting
     def _format(self, context: Features, actions: Sequence[Features]):
@@ -272,85 +247,83 @@ class IGLP:
         if context is not cached_ctx:
             ctx_text = format_namespaces(context, "context")
         if actions is not cached_actions or len(actions) != len(action_texts):
-            if isinstance(actions, (str, bytes)) or not isinstance(actions, Sequence) or not actions:
-                raise ValueError("`actions` must be a non-empty list of per-action features")
-            if len(actions) > self.num_actions:
-                raise ValueError(f"`actions` has {len(actions)} entries, more than num_actions={self.num_actions}")
-            action_texts = [format_namespaces(a, f"actions[{i}]") for i, a in enumerate(actions)]
+            action_texts = self._action_texts(actions)
         self._cache = (context, ctx_text, actions, action_texts)
         return ctx_text, action_texts
 
-    def _cb_workspace(self, ctx_text: str, action_texts: Sequence[str]) -> Workspace:
+    def _action_texts(self, actions) -> list:
+        if isinstance(actions, (str, bytes)) or not isinstance(actions, Sequence) or not actions:
+            raise ValueError("`actions` must be a non-empty list of per-action features")
+        if len(actions) > self.num_actions:
+            raise ValueError(f"`actions` has {len(actions)} entries, more than num_actions={self.num_actions}")
+        if type(actions) is VWTexts:  # checked by the log readers
+            return actions
+        return [format_namespaces(a, f"actions[{i}]") for i, a in enumerate(actions)]
+
+    def _cb_for(self, ctx_text: str, action_texts: Sequence[str]):
         if self._cb is None:
             self._cb_full_args = cb_arguments(self.cb_args, ctx_text, action_texts, self.seed)
-            self._cb = Workspace(self._cb_full_args)
+            self._cb = (self.cb or WorkspaceCB)(self._cb_full_args)
         return self._cb
 
     # ------------------------------------------------------------------- API
     def predict(self, context: Features, actions: Sequence[Features]) -> list:
         """The policy's pmf over ``actions`` (a list of ``len(actions)`` floats)."""
         ctx_text, action_texts = self._format(context, actions)
-        cb = self._cb_workspace(ctx_text, action_texts)
-        return list(cb.predict(adf_lines(ctx_text, action_texts)))
-
-    def act(self, context: Features, actions: Sequence[Features]):
-        """Sample an action from the pmf with the learner's seeded generator: ``(index, prob)``."""
-        return sample_pmf(self._rng, self.predict(context, actions))
+        return self._cb_for(ctx_text, action_texts).predict(ctx_text, action_texts)
 
     def learn(self, context: Features, actions: Sequence[Features], action: int, prob: float, feedback: Features) -> float:
         """One round of Algorithm 1 for a played (or logged) ``action`` with probability ``prob``.
 
         Returns the inferred reward ρ̂ in {0, 1, -1/alpha}. Off-policy, pass the
         logging policy's probability; on-policy, the one :meth:`predict` gave.
+        ``feedback=None`` means the user gave none.
         """
         ctx_text, action_texts = self._format(context, actions)
-        rho = self._learn_reward(context, ctx_text, len(action_texts), action, prob, feedback, action_texts=action_texts)
-        cb = self._cb_workspace(ctx_text, action_texts)
-        cb.learn(adf_lines(ctx_text, action_texts, action, cb_label(-rho, prob)))
+        rho = self._infer(context, ctx_text, action_texts, len(action_texts), action, prob, feedback, update=True)
+        self._cb_for(ctx_text, action_texts).learn(ctx_text, action_texts, action, -rho, prob)  # lines 11-18
         return rho
 
     def learn_reward(self, context: Features, num_candidates: int, action: int, prob: float, feedback: Features,
                      actions: Optional[Sequence[Features]] = None) -> float:
         """:meth:`learn` without the CB update: the IK, the decoder and ρ̂.
 
-        For off-policy replay, where the logged action and probability are given
-        and the IK's stream does not depend on the CB, so the CB can learn
-        elsewhere (``iglp_vw.replay`` feeds it to VW's own driver) from
-        ``cost = -ρ̂``. ``num_candidates`` is the size of the event's action set;
-        ``actions`` (its features) are needed with ``ik_model="features"``.
+        ``num_candidates`` is the size of the event's action set; ``actions`` (its
+        features) are needed with ``ik_model="features"``. For a CB of one's own
+        trained on ρ̂ (``iglp-vw label`` writes it as the cost).
         """
-        ctx_text = format_namespaces(context, "context")
-        if not isinstance(num_candidates, (int, np.integer)) or not 0 < num_candidates <= self.num_actions:
-            raise ValueError(f"`num_candidates` must be in [1, {self.num_actions}], got {num_candidates!r}")
-        texts = self._action_texts(actions, num_candidates)
-        return self._learn_reward(context, ctx_text, int(num_candidates), action, prob, feedback, action_texts=texts)
-
-    def _action_texts(self, actions, num_candidates) -> list:
-        if actions is None:
-            if self.ik_model == "features":
-                raise ValueError("ik_model='features' needs the event's `actions`")
-            return []
-        texts = [format_namespaces(a, f"actions[{i}]") for i, a in enumerate(actions)]
-        if len(texts) != num_candidates:
-            raise ValueError(f"`actions` has {len(texts)} entries, `num_candidates` is {num_candidates}")
-        return texts
+        return self._reward(context, num_candidates, action, prob, feedback, actions, update=True)
 
     def infer_reward(self, context: Features, num_candidates: int, action: int, prob: float, feedback: Features,
                      actions: Optional[Sequence[Features]] = None) -> float:
         """ρ̂ for one event from the models as they are, learning nothing (``iglp-vw label``).
 
-        Same test as :meth:`learn`: the group's running mean ratio (or the
-        event's own, per ``extreme_test``). ``self.last`` describes the event.
+        Same test as :meth:`learn`; ``self.last`` describes the event.
         """
-        return self._learn_reward(
-            context, format_namespaces(context, "context"), int(num_candidates), action, prob, feedback, update=False,
-            action_texts=self._action_texts(actions, num_candidates),
-        )
+        return self._reward(context, num_candidates, action, prob, feedback, actions, update=False)
 
-    def _learn_reward(self, context, ctx_text, k, action, prob, feedback, update=True, action_texts=()) -> float:
-        if not isinstance(action, (int, np.integer)) or not 0 <= action < k:
+    def _reward(self, context, num_candidates, action, prob, feedback, actions, update: bool) -> float:
+        ctx_text = format_namespaces(context, "context")
+        if isinstance(num_candidates, bool) or not isinstance(num_candidates, (int, np.integer)) or \
+                not 0 < num_candidates <= self.num_actions:
+            raise ValueError(f"`num_candidates` must be in [1, {self.num_actions}], got {num_candidates!r}")
+        if actions is None:
+            if self.ik_model == "features":
+                raise ValueError("ik_model='features' needs the event's `actions`")
+            texts = []
+        else:
+            texts = self._action_texts(actions)
+            if len(texts) != num_candidates:
+                raise ValueError(f"`actions` has {len(texts)} entries, `num_candidates` is {num_candidates}")
+        return self._infer(context, ctx_text, texts, int(num_candidates), action, prob, feedback, update)
+
+    def _infer(self, context, ctx_text, action_texts, k, action, prob, feedback, update: bool) -> float:
+        """Algorithm 1 without the CB: the IK's P̂(a|x,y) (line 10), the extreme-event test
+        (Eq. 3) on the pair's group, ρ̂ (Eq. 4), and, with ``update``, the IK's and the
+        decoder's updates weighted to the synthetic uniform policy (lines 9 and 19)."""
+        if isinstance(action, bool) or not isinstance(action, (int, np.integer)) or not 0 <= action < k:
             raise ValueError(f"`action` must be an index in [0, {k}), got {action!r}")
-        if not (isinstance(prob, (int, float, np.floating)) and 0 < prob <= 1):
+        if isinstance(prob, bool) or not (isinstance(prob, (int, float, np.floating)) and 0 < prob <= 1):
             raise ValueError(f"`prob` must be in (0, 1], got {prob!r}")
         if feedback is None:  # no feedback
             feedback = {}
@@ -358,29 +331,24 @@ class IGLP:
         fb_key = feedback_key(fb_text)  # numeric values bucketed
         user = namespace_of(context, self.user_namespace)
 
-        weight = 1.0 / (k * prob)  # line 9: synthetic uniform distribution
+        weight = min(1.0 / (k * prob), MAX_IMPORTANCE_WEIGHT)  # line 9: synthetic uniform distribution
         code = self._decoder.code(user, fb_key)
-        fb_tokens = " ".join(t for t in fb_text.split() if not t.startswith("|")) if self.ik_feedback else ""
         if update:
-            ik_probability, learned_prior = self._ik.learn(ctx_text, code, action, weight, fb_tokens, action_texts)
+            ik_probability, learned_prior = self._ik.learn(ctx_text, code, action, weight, action_texts)
         else:
-            ik_probability, learned_prior = self._ik.predict(ctx_text, code, action, fb_tokens, action_texts)
+            ik_probability, learned_prior = self._ik.predict(ctx_text, code, action, action_texts)
         prior = learned_prior if self.prior == "learned" else 1.0 / k
         ratio = ik_probability / max(prior, 1e-12)
         stats = self._group_stats.get(code)
-        event_extreme = ratio > self.threshold  # Eq. 3 on this event
-        group_extreme = code != "u" and stats is not None and stats[0] > self.threshold * stats[1]  # on the group
-        if self.extreme_test == "event":
-            extreme = event_extreme
-        elif code == "u":
+        if code == "u":
             # Not grouped yet: infer nothing rather than guess. Early false positives
             # make the CB greedy on arbitrary actions, and the decoder then gets
             # little usable data (docs/ik-design.md).
             extreme = False
-        elif self.extreme_test == "group":
-            extreme = group_extreme
-        else:
-            extreme = group_extreme or event_extreme
+        elif self.extreme_test == "event":
+            extreme = is_extreme(ratio, 1.0, self.threshold)  # Eq. 3 on this event
+        else:  # Eq. 3 on the group's mean ratio
+            extreme = stats is not None and is_extreme(stats[0], stats[1], self.threshold)
         if update:
             if stats is None:
                 stats = self._group_stats[code] = [0.0, 0.0]
@@ -394,7 +362,7 @@ class IGLP:
         rho = reward_from_test(extreme, negative, self.alpha, positive, self.definitely_negative is not None)  # Eq. 4
 
         if update:
-            self._decoder.update(user, fb_key, self._decoder_weight(action, prob, weight))
+            self._decoder.update(user, fb_key, weight)
             self.n_learned += 1
         self.last = {
             "ik_probability": ik_probability,
@@ -408,28 +376,12 @@ class IGLP:
         }
         return rho
 
-    def _decoder_weight(self, action: int, prob: float, uniform_weight: float) -> float:
-        """Importance weight of this event in the decoder's counts.
-
-        ``"uniform"`` (default): ``1/(K p)``, as for the IK. ``"marginal"``: towards
-        the running marginal action distribution q̂(a), ``q̂(a)/p``. Rewards are
-        rare under any policy that ignores the context (not only the uniform
-        one), and while the CB has not learned yet its greedy action is such a
-        policy: its events then weigh ~1 instead of 1/K. Measured no better than
-        ``"uniform"`` (docs/ik-design.md), hence not the default.
-        """
-        if self.decoder_reference == "uniform":
-            return uniform_weight
-        freq = self._action_freq
-        total = sum(freq)
-        q = freq[action] / total
-        decay = self._decay
-        for i in range(len(freq)):
-            freq[i] *= decay
-        freq[action] += 1.0
-        return q / prob
-
     # ------------------------------------------------------------ diagnostics
+    @property
+    def cb_full_args(self) -> Optional[str]:
+        """The CB's VW arguments with the interactions resolved (``None`` before the first event)."""
+        return self._cb_full_args
+
     def group_ratios(self) -> dict:
         """Each group code's current mean P̂(a|x,y)/P̂(a|x) (the quantity the group test uses)."""
         return {c: (s[0] / s[1] if s[1] else float("nan")) for c, s in sorted(self._group_stats.items())}
@@ -441,77 +393,127 @@ class IGLP:
             {f: (None if (v := self._decoder.feedback_score(f)) is None else v.tolist()) for f in feedback},
         )
 
-    # ------------------------------------------------------------ persistence
-    def save(self, directory) -> Path:
-        """Write every workspace, the decoder state and the configuration to ``directory``.
+    @property
+    def decoder(self) -> CommunicationDecoder:
+        """The communication-group decoder (read it; do not train it from outside)."""
+        return self._decoder
 
-        ``cb.model`` is a plain VW ``--cb_explore_adf`` model
-        (``python -m vowpalwabbit -i cb.model -t`` reads it).
+    def sample(self, pmf: Sequence[float]):
+        """Draw ``(index, prob)`` from ``pmf`` with the learner's seeded generator."""
+        return sample_pmf(self._rng, pmf)
+
+    def close(self) -> None:
+        """End the CB component (for :class:`~iglp_vw.cb.DriverCB`: the driver writes its final model)."""
+        if self._cb is not None:
+            self._cb.close()
+
+    # ------------------------------------------------------------ persistence
+    def save(self, directory, extra: Optional[dict] = None) -> Path:
+        """Publish every model, the decoder state and the configuration as one set in ``directory``.
+
+        The set is written aside and published atomically (:mod:`iglp_vw.modeldir`): a
+        reader never sees a mix of two sets, and two processes never write ``directory``
+        at once. ``cb.model`` is a plain VW ``--cb_explore_adf`` model
+        (``python -m vowpalwabbit -i DIR/cb.model -t`` reads it). ``extra``: more JSON
+        files of the set, ``{name: object}`` (the replay's position and summary).
         """
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        def write(target: Path) -> None:
+            self._write(target)
+            for name, obj in (extra or {}).items():
+                write_json(target / name, obj)
+
+        modeldir.publish(directory, write)
+        return Path(directory)
+
+    def _write(self, directory: Path) -> None:
         if self._cb is not None:
             self._cb.save(directory / "cb.model")
         self._ik.save(directory / "ik.model", directory / "ik_prior.model")
-        config = {"format_version": _FORMAT_VERSION, "params": self.params, "cb_full_args": self._cb_full_args}
+        params = {k: v for k, v in self.params.items() if k != "cb"}
+        params["definitely_negative"] = self._dn.to_json()
+        params["definitely_positive"] = self._dp.to_json()
+        config = {"format_version": _FORMAT_VERSION, "params": params, "cb_full_args": self._cb_full_args}
         state = {
             "decoder": self._decoder.get_state(),
             "group_stats": self._group_stats,
-            "action_freq": self._action_freq,
             "rng": self._rng.bit_generator.state,
             "n_learned": self.n_learned,
         }
-        _write_json(directory / "config.json", config)
-        _write_json(directory / "state.json", state)
-        return directory
+        write_json(directory / "config.json", config)
+        write_json(directory / "state.json", state)
 
     @classmethod
-    def load(cls, directory, definitely_negative=None, definitely_positive=None) -> "IGLP":
-        """Load a learner saved by :meth:`save`; training continues exactly as if never stopped.
+    def load(cls, directory, definitely_negative=None, definitely_positive=None, cb=None) -> "IGLP":
+        """Load the current model set of ``directory``; training continues exactly as if never stopped.
 
-        A callable ``definitely_negative`` (or ``definitely_positive``) is not saved: pass it again here.
+        Nothing in the directory is trusted: the set must match its manifest, and its
+        configuration may only name VW flags that touch no file (:data:`iglp_vw.vw.MODEL_FLAGS`);
+        otherwise :class:`~iglp_vw.modeldir.ModelDirError` names the file. A callable
+        ``definitely_negative`` (or ``definitely_positive``) is not saved: pass it again here.
+        ``cb``: the CB component's factory (see :class:`IGLP`).
         """
-        directory = Path(directory)
+        set_dir = modeldir.open_set(directory)
+        config_path = set_dir / "config.json"
+        config = modeldir.read_json(config_path, "configuration")
         try:
-            config = json.loads((directory / "config.json").read_text())
-            state = json.loads((directory / "state.json").read_text())
-        except FileNotFoundError as err:
-            raise ValueError(f"{directory} is not an IGLP model directory: {err.strerror}: {err.filename}") from None
-        params = dict(config["params"])
-        if params["definitely_negative"] == "<callable>":
-            if definitely_negative is None:
-                raise ValueError("this model used a callable `definitely_negative`: pass it to IGLP.load")
-            params["definitely_negative"] = definitely_negative
-        elif definitely_negative is not None:
-            params["definitely_negative"] = definitely_negative
-        dp = params.get("definitely_positive")
-        if dp == "<callable>":
-            if definitely_positive is None:
-                raise ValueError("this model used a callable `definitely_positive`: pass it to IGLP.load")
-            params["definitely_positive"] = definitely_positive
-        elif definitely_positive is not None:
-            params["definitely_positive"] = definitely_positive
-        self = cls(**params)
+            if not isinstance(config, dict) or config.get("format_version") != _FORMAT_VERSION:
+                raise ValueError(f"format_version must be {_FORMAT_VERSION}")
+            params = dict(config["params"])
+            unknown = set(params) - set(cls._param_names())
+            if unknown:
+                raise ValueError(f"unknown parameters {sorted(unknown)}")
+            params["definitely_negative"] = _oracle_arg(params.get("definitely_negative"), definitely_negative,
+                                                        "definitely_negative")
+            params["definitely_positive"] = _oracle_arg(params.get("definitely_positive"), definitely_positive,
+                                                        "definitely_positive")
+            full_args = config.get("cb_full_args")
+            if full_args is not None:
+                check_model_args(full_args, "cb_full_args")
+            self = cls(**params, cb=cb)
+        except (ValueError, TypeError, KeyError) as err:
+            raise modeldir.ModelDirError(f"{config_path}: {err}") from None
+        self._restore(set_dir, config)
+        return self
+
+    def _restore(self, directory: Path, config: Optional[dict] = None) -> None:
+        if config is None:
+            config = modeldir.read_json(directory / "config.json", "configuration")
+        state_path = directory / "state.json"
+        state = modeldir.read_json(state_path, "learner state")
+        try:
+            if not isinstance(state, dict) or set(_STATE_KEYS) - set(state):
+                raise ValueError(f"must hold {', '.join(_STATE_KEYS)}")
+            decoder = CommunicationDecoder.from_state(state["decoder"])
+            group_stats = {str(k): [float(v[0]), float(v[1])] for k, v in state["group_stats"].items()}
+            self._rng.bit_generator.state = state["rng"]
+            n_learned = int(state["n_learned"])
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as err:
+            raise modeldir.ModelDirError(f"{state_path}: not a learner state this version can read ({err})") from None
         self._ik = _IK[self.ik_model].load(
             self.num_actions, self.ik_args, self.seed, directory / "ik.model", directory / "ik_prior.model"
         )
-        self._cb_full_args = config["cb_full_args"]
+        self._cb_full_args = config.get("cb_full_args")
         if self._cb_full_args is not None:
-            self._cb = Workspace(_cb_reload_args(self._cb_full_args), directory / "cb.model")
-        self._decoder = CommunicationDecoder.from_state(state["decoder"])
-        self._group_stats = {k: list(v) for k, v in state["group_stats"].items()}
-        self._action_freq = list(state["action_freq"])
-        self._rng.bit_generator.state = state["rng"]
-        self.n_learned = state["n_learned"]
-        return self
+            self._cb = (self.cb or WorkspaceCB)(self._cb_full_args, directory / "cb.model")
+        self._decoder = decoder
+        self._group_stats = group_stats
+        self.n_learned = n_learned
+
+    def __getstate__(self):
+        if self._cb is not None and not isinstance(self._cb, WorkspaceCB):
+            raise TypeError("an IGLP whose CB runs outside this process (offline replay) cannot be pickled; "
+                            "load the saved model directory instead")
+        return super().__getstate__()
 
 
-_IK = {"slot": InverseKinematics, "features": ActionFeatureIK}
-
-
-def _cb_reload_args(args: str) -> str:
-    """VW keeps the CB's reductions and interactions in the model; keep only what it does not."""
-    tokens = split_args(args)
-    return " ".join(t for t in tokens if t == "--quiet")
-
+def _oracle_arg(saved, given, name: str):
+    if saved == "<callable>":
+        if given is None:
+            raise ValueError(f"this model used a callable `{name}`: pass it to IGLP.load")
+        return given
+    if given is not None:
+        return given
+    if saved is not None and not (isinstance(saved, list) and all(isinstance(s, str) for s in saved)):
+        raise ValueError(f"`{name}` must be a list of feedback feature names, got {saved!r}")
+    return saved
 

@@ -38,11 +38,10 @@ import json
 import math
 import re
 import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
-from .vw import adf_lines, cb_label, escape, feature_problem
+from .vw import VWText, VWTexts, adf_lines, cb_label, escape, feature_problem
 
 __all__ = [
     "Event",
@@ -59,7 +58,7 @@ __all__ = [
 ]
 
 # The feedback of an event that carries none: "no feedback" is itself a feedback value.
-NO_FEEDBACK = "|Feedback none"
+NO_FEEDBACK = VWText("|Feedback none")
 # Feature added to an event's feedback when a DSJSON outcome says ``"_definitely_bad": true``.
 DEFINITELY_BAD = "_definitely_bad"
 
@@ -82,28 +81,54 @@ class UnsupportedLogError(LogError):
     whatever the bad-line policy (the models as of the last good event are kept)."""
 
 
-@dataclass
 class Event:
     """One logged decision.
 
-    ``context`` and ``actions`` are VW text (namespaces, no labels), ``action`` the
-    index of the action shown, ``prob`` its logging probability, ``feedback`` VW
-    text. ``raw`` keeps what the writers need to write the event back
-    (the text lines, or the parsed JSON object).
+    ``context`` and ``actions`` are VW text (namespaces, no labels; checked by the
+    readers), ``action`` the index of the action shown, ``prob`` its logging
+    probability, ``feedback`` VW text. ``line``/``end_line``: its first and last line
+    in ``path``; ``source``: the index of ``path`` in a :class:`~iglp_vw.stream.LogStream`.
+    ``event_id``: DSJSON's ``EventId`` when there is one. ``raw`` keeps what the
+    writers need to write the event back (the parsed JSON object; ``None`` for text).
     """
 
-    path: str
-    line: int
-    context: str
-    actions: list
-    action: int
-    prob: float
-    feedback: str
-    cost: Optional[float] = None
-    has_feedback: bool = True
-    pmf: Optional[list] = None
-    raw: object = field(default=None, repr=False)
-    end_line: int = 0
+    __slots__ = ("path", "line", "context", "actions", "action", "prob", "feedback", "cost", "has_feedback",
+                 "pmf", "raw", "end_line", "source", "event_id")
+
+    def __init__(self, path, line, context, actions, action, prob, feedback, cost=None, has_feedback=True,
+                 pmf=None, raw=None, end_line=0, source=0, event_id=None):
+        self.path, self.line, self.context, self.actions = path, line, context, actions
+        self.action, self.prob, self.feedback, self.cost = action, prob, feedback, cost
+        self.has_feedback, self.pmf, self.raw, self.end_line = has_feedback, pmf, raw, end_line
+        self.source, self.event_id = source, event_id
+
+    def _fields(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __reduce__(self):
+        # Plain strings and a plain tuple: cheap to pickle (the replay's reader process sends
+        # events); the texts are marked checked again on the way in.
+        fields = list(self._fields())
+        fields[2], fields[3], fields[6] = str(self.context), list(self.actions), str(self.feedback)
+        return (_checked_event, tuple(fields))
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Event) and self._fields() == other._fields()
+
+    def __repr__(self) -> str:
+        return (f"Event({self.path}:{self.line}, action={self.action}, prob={self.prob}, "
+                f"{len(self.actions)} actions, feedback={self.feedback!r})")
+
+    def replace(self, **changes) -> "Event":
+        """A copy with some fields changed."""
+        fields = dict(zip(self.__slots__, self._fields()))
+        fields.update(changes)
+        return Event(**fields)
+
+
+def _checked_event(path, line, context, actions, *rest) -> Event:
+    """An event read back from a pickle: its texts were checked by the reader that made it."""
+    return Event(path, line, VWText(context), VWTexts(actions), rest[0], rest[1], VWText(rest[2]), *rest[3:])
 
 
 # Limits that keep one event from taking the process's memory or time: an event with more
@@ -328,15 +353,15 @@ def _parse_text_event(path, lines, first_line, feedback_namespace, feedback_from
         return LogError(path, first_line, "label", "missing label: no action line carries index:cost:probability")
     has_feedback = bool(feedback_chunks)
     if has_feedback:
-        feedback = " ".join(feedback_chunks)
+        feedback = VWText(" ".join(feedback_chunks))
     elif feedback_from_cost:
-        feedback = f"|{feedback_namespace} cost={cost:g}"
+        feedback = VWText(f"|{escape(feedback_namespace)} cost={cost:g}")
         has_feedback = True
     else:
         feedback = NO_FEEDBACK
     return Event(
-        path, first_line, " ".join(context_chunks), actions, labelled, prob, feedback, cost, has_feedback,
-        raw=lines, end_line=first_line + len(lines) - 1,
+        path, first_line, VWText(" ".join(context_chunks)), VWTexts(actions), labelled, prob, feedback, cost, has_feedback,
+        end_line=first_line + len(lines) - 1,
     )
 
 
@@ -474,14 +499,14 @@ def _short(value) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _vw_text(obj: dict, where: str, path, line_no) -> str:
+def _vw_text(obj: dict, where: str, path, line_no) -> VWText:
     out: dict = {}
     _namespaces(obj, " ", out, where, path, line_no)
     parts = []
     for ns, feats in out.items():
         if feats:
             parts.append(("| " if ns == " " else f"|{ns} ") + " ".join(feats))
-    return " ".join(parts)
+    return VWText(" ".join(parts))
 
 
 def _int(value) -> Optional[int]:
@@ -540,17 +565,25 @@ def _parse_dsjson_event(path, line, line_no, feedback_from_cost, max_actions=MAX
         return LogError(path, line_no, "_label_cost", f"{_short(cost)} is not a finite number")
     try:
         context = _vw_text({k: v for k, v in c.items() if k != "_multi"}, "c", path, line_no)
-        actions = [_vw_text(a, f"c._multi[{i}]", path, line_no) for i, a in enumerate(multi)]
+        actions = VWTexts(_vw_text(a, f"c._multi[{i}]", path, line_no) for i, a in enumerate(multi))
         feedback, has_feedback = _outcomes(obj.get("o"), path, line_no)
     except LogError as err:
         return err
     if not has_feedback and feedback_from_cost and cost is not None:
-        feedback, has_feedback = f"|v cost={cost:g}", True
+        feedback, has_feedback = VWText(f"|v cost={cost:g}"), True
     return Event(
         path, line_no, context, actions, index, float(prob), feedback,
         None if cost is None else float(cost), has_feedback, pmf=_logged_pmf(obj, len(multi)), raw=obj,
-        end_line=line_no,
+        end_line=line_no, event_id=_event_id(obj.get("EventId")),
     )
+
+
+def _event_id(value) -> Optional[str]:
+    if isinstance(value, str):
+        return value[:200]
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**30:
+        return str(value)
+    return None
 
 
 def _outcomes(outcomes, path, line_no):
@@ -583,7 +616,7 @@ def _outcomes(outcomes, path, line_no):
     parts = [f"|{ns} " + " ".join(feats) for ns, feats in namespaces.items() if feats]
     if not parts:
         return NO_FEEDBACK, False
-    return " ".join(parts), True
+    return VWText(" ".join(parts)), True
 
 
 def _logged_pmf(obj, k) -> Optional[list]:

@@ -46,14 +46,13 @@ from typing import Optional
 import pandas as pd
 
 from ._util import can_fork, write_json
+from .learner import IGLP
 
 __all__ = ["load_config", "expand_jobs", "run_job", "sweep"]
 
 SIM_DEFAULTS = {"dataset": "digits", "passes": 1, "users": 100, "words": 100, "bizarro_share": 0.5, "limit": None}
-LEARNER_KEYS = {
-    "states", "alpha", "definitely_negative", "threshold", "cb_args", "ik_args", "user_namespace", "extreme_test",
-    "prior", "group_window", "ik_feedback", "decoder_reference", "decoder_args", "definitely_positive", "ik_model",
-}
+# IGLP's constructor arguments a config may set (its signature, less what a job sets itself).
+LEARNER_KEYS = set(IGLP._param_names()) - {"num_actions", "seed", "cb"}
 
 
 def load_config(path) -> dict:
@@ -158,7 +157,6 @@ def _learner_params(job: dict) -> dict:
 
 
 def _simulate(job: dict, out: Path) -> dict:
-    from . import IGLP
     from .sim import GroundedSimulation, load_dataset, run
 
     X, y = load_dataset(job.get("dataset", "digits"), seed=job["seed"], path=job.get("covertype_path"))

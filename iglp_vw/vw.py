@@ -47,6 +47,22 @@ _SUSPECT = re.compile(r":(?![+-]?(?:\d{1,30}\.?\d{0,30}|\.\d{1,30})(?:[eE][+-]?\
 _MAX_NUMBER = 2.0 ** 1023
 
 
+class VWText(str):
+    """VW text that passed this module's checks (:func:`check_text`, :func:`format_namespaces`)
+    or the log readers' (which apply the same rules): one line, no control character, starting
+    with ``|`` (or empty), every ``name:value`` a finite number. Taken as is wherever text bound
+    for VW is expected, so checked text is not checked again on every use."""
+
+    __slots__ = ()
+
+
+class VWTexts(list):
+    """A list of action texts that passed the same checks as :class:`VWText` (the readers make
+    them): one mark per event rather than one per action."""
+
+    __slots__ = ()
+
+
 @functools.lru_cache(maxsize=65536)
 def escape(token: str) -> str:
     """``token`` made safe as one VW token: separators, ``|``, ``:`` and control characters become ``_``.
@@ -84,7 +100,7 @@ def check_text(text: str, what: str = "features") -> str:
     problem = feature_problem(text)
     if problem:
         raise ValueError(f"`{what}` {problem[0]}: {problem[1]}")
-    return text
+    return VWText(text)
 
 
 def feature_problem(text: str) -> Optional[tuple]:
@@ -138,6 +154,8 @@ def format_namespaces(features: Features, what: str = "features") -> str:
     >>> format_namespaces({"User": {"id": "u 17\\n"}, "x": {"f0": 0.5, "f1": 0}})
     '|User id=u_17_ |x f0:0.5'
     """
+    if type(features) is VWText:
+        return features
     if isinstance(features, str):
         return check_text(features, what)
     if not isinstance(features, (dict, Mapping)):
@@ -164,7 +182,7 @@ def format_namespaces(features: Features, what: str = "features") -> str:
             else:
                 tokens.extend(_other_token(name, value, f"{what}[{namespace!r}][{name!r}]"))
         parts.append(" ".join(tokens))
-    return " ".join(parts)
+    return VWText(" ".join(parts))
 
 
 def _other_token(name: str, value, where: str) -> list:
@@ -220,14 +238,18 @@ def adf_lines(shared: str, actions: Sequence[str], index: Optional[int] = None, 
     >>> adf_lines("|User id=1", ["|A a", ""], 1, "0:-1:0.5")
     ['shared |User id=1', '|A a', '0:-1:0.5 |']
     """
-    if "\n" in shared or "\r" in shared:
+    if type(shared) is not VWText and ("\n" in shared or "\r" in shared):
         raise ValueError(f"the shared features must be one line, got {shared[:80]!r}")
     lines = ["shared " + shared] if shared else []
     if labels is not None:
         lines.extend(f"{lab} {action_line(text)}" for lab, text in zip(labels, actions))
         return lines
+    if type(actions) is VWTexts and "" not in actions:  # checked: only the label to place
+        if index is None:
+            return lines + actions
+        return lines + actions[:index] + [f"{label} {actions[index]}"] + actions[index + 1:]
     for i, text in enumerate(actions):
-        line = action_line(text)
+        line = (text or "|") if type(text) is VWText else action_line(text)
         lines.append(f"{label} {line}" if i == index else line)
     return lines
 
@@ -323,21 +345,29 @@ def build_args(*parts: Union[str, Sequence[str], None], seed: int = 0, quiet: bo
     return " ".join(shlex.quote(t) for t in tokens)
 
 
+def _interaction_char(ch: str) -> str:
+    """A namespace's first character as VW's interaction options read it: VW keys a namespace
+    on its first *byte*, and reads ``\\xNN`` escapes there (``:`` would be VW's wildcard)."""
+    if ch.isascii() and (ch.isalnum() or ch in "_-.+*"):
+        return ch
+    return f"\\x{ch.encode('utf-8', 'surrogatepass')[0]:02x}"
+
+
 def _first_chars(text: str) -> list:
     """First characters of the namespaces in a VW text line (' ' for the default namespace)."""
     out = []
     for chunk in text.split("|")[1:]:
         ch = chunk[:1]
-        out.append(" " if ch in ("", " ") else ch)
+        out.append(" " if ch in ("", " ", "\t") else _interaction_char(ch))
     return out
 
 
 def namespace_chars(context_text: str, action_texts: Sequence[str]):
     """The distinct first characters of the context's and of the actions' namespaces (VW keys
-    interactions on them), the default namespace left out.
+    interactions on them; non-ASCII ones as ``\\xNN``), the default namespace left out.
 
-    >>> namespace_chars("|User id=1 |x f:1", ["|Action id=0", "|Action id=1 |B b"])
-    (['U', 'x'], ['A', 'B'])
+    >>> namespace_chars("|User id=1 |x f:1", ["|Action id=0", "|Action id=1 |B b", "|été e"])
+    (['U', 'x'], ['A', 'B', '\\\\xc3'])
     """
     ctx = [c for c in dict.fromkeys(_first_chars(context_text)) if c != " "]
     act = list(dict.fromkeys(c for text in action_texts for c in _first_chars(text) if c != " "))
@@ -374,6 +404,83 @@ def cb_arguments(cb_args, context_text: str, action_texts: Sequence[str], seed: 
     return build_args(tokens, seed=seed)
 
 
+# Flags VW does not keep in a model file (so a reload must pass them again); the rest of a
+# model's arguments (reductions, interactions, bits, ...) come back from the file.
+_NOT_KEPT = {"--quiet": 0, "--probabilities": 0, "--loss_function": 1, "--power_t": 1, "--l1": 1, "--l2": 1}
+
+
+def reload_args(args) -> list:
+    """The arguments to give with ``-i`` when reloading a model trained with ``args``.
+
+    >>> reload_args("--oaa 10 --probabilities --loss_function logistic -q :_ --quiet")
+    ['--probabilities', '--loss_function', 'logistic', '--quiet']
+    """
+    tokens = split_args(args)
+    out = []
+    for i, token in enumerate(tokens):
+        n = _NOT_KEPT.get(token)
+        if n is not None:
+            out += tokens[i : i + 1 + n]
+    return out
+
+
+# The VW flags iglp-vw passes to a model (and accepts from a saved configuration), with how
+# many values each takes. A model directory is data: no flag here reads or writes a file,
+# opens a port or runs a daemon (``-f``, ``-i``, ``--invert_hash``, ``--daemon``, ... are not).
+MODEL_FLAGS = {
+    # contextual bandits and their explorers
+    "--cb_explore_adf": 0, "--cb_adf": 0, "--cb_type": 1, "--epsilon": 1, "--first": 1, "--bag": 1,
+    "--cover": 1, "--psi": 1, "--nounif": 0, "--first_only": 0, "--squarecb": 0, "--gamma_scale": 1,
+    "--gamma_exponent": 1, "--elim": 0, "--mellowness": 1, "--softmax": 0, "--lambda": 1, "--regcb": 0,
+    "--regcbopt": 0, "--synthcover": 0, "--synthcoverpsi": 1, "--synthcoversize": 1, "--rnd": 1,
+    "--rnd_alpha": 1, "--rnd_invlambda": 1, "--large_action_space": 0, "--max_actions": 1, "--baseline": 0,
+    "--clip_p": 1,
+    # classifiers (the IK)
+    "--oaa": 1, "--csoaa_ldf": 1, "--probabilities": 0, "--per_model_save_load": 0,
+    # features and interactions
+    "-q": 1, "--quadratic": 1, "--cubic": 1, "--interactions": 1, "--experimental_full_name_interactions": 1,
+    "--ignore": 1, "--ignore_linear": 1, "--keep": 1, "--noconstant": 0, "-C": 1, "--constant": 1,
+    "-b": 1, "--bit_precision": 1, "--hash": 1, "--hash_seed": 1, "--leave_duplicate_interactions": 0,
+    # learning
+    "-l": 1, "--learning_rate": 1, "--power_t": 1, "--initial_t": 1, "--decay_learning_rate": 1, "--l1": 1,
+    "--l2": 1, "--loss_function": 1, "--link": 1, "--adaptive": 0, "--normalized": 0, "--invariant": 0,
+    "--sgd": 0, "--coin": 0, "--ftrl": 0, "--ftrl_alpha": 1, "--ftrl_beta": 1, "--pistol": 0,
+    "--nn": 1, "--inpass": 0, "--dropout": 0, "--meanfield": 0,
+    # bookkeeping
+    "--random_seed": 1, "--quiet": 0, "--preserve_performance_counters": 0,
+}
+
+
+def check_model_args(args, what: str = "VW arguments") -> list:
+    """``args`` as tokens if every flag is in :data:`MODEL_FLAGS` with its number of values;
+    :class:`ValueError` naming the first flag that is not.
+
+    >>> check_model_args("--cb_explore_adf --epsilon=0.1 -q UA")
+    ['--cb_explore_adf', '--epsilon', '0.1', '-q', 'UA']
+    >>> check_model_args("--oaa 3 --invert_hash /tmp/x")
+    Traceback (most recent call last):
+    ...
+    ValueError: VW arguments: flag '--invert_hash' is not one iglp-vw passes to a model (it reads or writes files, or is unknown here)
+    """
+    try:
+        tokens = split_args(args)
+    except ValueError as err:  # shlex: an unclosed quote
+        raise ValueError(f"{what}: cannot be split into arguments: {err}") from None
+    out, i = [], 0
+    while i < len(tokens):
+        flag, eq, value = tokens[i].partition("=")
+        n = MODEL_FLAGS.get(flag)
+        if n is None or (eq and n != 1):
+            raise ValueError(f"{what}: flag {flag!r} is not one iglp-vw passes to a model "
+                             "(it reads or writes files, or is unknown here)")
+        values = [value] if eq else tokens[i + 1 : i + 1 + n]
+        if len(values) != n or any(v.startswith("--") for v in values):
+            raise ValueError(f"{what}: flag {flag!r} takes {n} value(s)")
+        out += [flag, *values]
+        i += 1 if eq else 1 + n
+    return out
+
+
 class Workspace:
     """A VW workspace that cannot be driven into VW's crash paths.
 
@@ -383,22 +490,24 @@ class Workspace:
     Parameters
     ----------
     args
-        VW command line (without ``-i``/``-f``).
+        VW command line (without ``-i``/``-f``), a string (split as a shell would) or tokens;
+        passed to VW as tokens, so a path with spaces stays one argument.
     model_file
         Optional path of a saved model to load (``-i``); its performance counters are kept.
     """
 
-    def __init__(self, args: str, model_file: Union[str, os.PathLike, None] = None):
+    def __init__(self, args, model_file: Union[str, os.PathLike, None] = None):
         self.args = args
+        tokens = split_args(args)
         # --preserve_performance_counters: a reloaded model keeps its example counts, so a model
         # saved after resuming is byte-identical to one trained without interruption.
-        full = args if model_file is None else (
-            f"{args} --preserve_performance_counters -i {shlex.quote(os.fspath(model_file))}"
-        )
+        if model_file is not None:
+            tokens += ["--preserve_performance_counters", "-i", os.fspath(model_file)]
+        self._ws = None
         try:
-            self._ws = pyvw.Workspace(full)
+            self._ws = pyvw.Workspace(arg_list=tokens)
         except Exception as err:  # VW raises RuntimeError / its own types on bad flags
-            raise ValueError(f"VW rejected the arguments {full!r}: {err}") from None
+            raise ValueError(f"VW rejected the arguments {' '.join(tokens)!r}: {err}") from None
         self._multiline = self._ws._is_multiline()
         kind = self._ws.get_prediction_type()
         readers = {
@@ -411,7 +520,7 @@ class Workspace:
         }
         if kind not in readers:
             self.finish()
-            raise ValueError(f"VW arguments {full!r} give predictions of type {kind.name}, which iglp-vw does not read")
+            raise ValueError(f"VW arguments {' '.join(tokens)!r} give predictions of type {kind.name}, which iglp-vw does not read")
         self._read = readers[kind]
 
     def _run(self, text, learn: bool):

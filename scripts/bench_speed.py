@@ -72,7 +72,7 @@ def main(argv=None):
     for ctx, actions, a, p, fb, _ in events:
         learner.learn(ctx, actions, a, p, fb)
     api_seconds = time.perf_counter() - start
-    cb_args = learner._cb_full_args
+    cb_args = learner.cb_full_args
 
     with tempfile.TemporaryDirectory() as tmp:
         full, one = Path(tmp) / "events.txt", Path(tmp) / "one.txt"

@@ -253,10 +253,14 @@ def test_killed_replay_resumes_to_identical_models(tmp_path, digits):
     write_log(GroundedSimulation(X, y, n_users=20, n_words=10, passes=12, seed=4), log, seed=4)
     cmd = [sys.executable, "-m", "iglp_vw.cli", "replay", str(log), "--checkpoint-every", "500", "--model-dir"]
     proc = subprocess.Popen(cmd + [str(tmp_path / "killed")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    pointer = tmp_path / "killed" / "checkpoint.json"
+    state = tmp_path / "killed" / "replay.json"  # the published set's, through `current`
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
-        if pointer.exists() and json.loads(pointer.read_text())["events"] >= 2000:
+        try:
+            events = json.loads(state.read_text())["summary"]["events"]
+        except (OSError, ValueError):
+            events = 0
+        if events >= 2000:
             os.kill(proc.pid, signal.SIGKILL)
             break
         time.sleep(0.005)

@@ -1,0 +1,99 @@
+"""What every learner here shares: the :class:`Learner` protocol and the :class:`Estimator` base.
+
+A learner plays and learns one round at a time::
+
+    pmf = learner.predict(context, actions)          # a list of len(actions) floats
+    index, prob = learner.act(context, actions)      # sampled with the learner's seeded generator
+    value = learner.learn(context, actions, index, prob, feedback)   # the reward it learned from
+
+:class:`Estimator` gives the rest, river-style: ``params`` read from the constructor's
+signature (so ``type(x)(**x.params)`` and :meth:`Estimator.clone` build an equal, untrained
+learner), a ``repr`` from them, :meth:`Estimator.act`, and pickling (``pickle``,
+``copy.deepcopy``) of a trained learner, VW models included, through the learner's own
+``_write(directory)`` / ``_restore(directory)``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import tempfile
+from pathlib import Path
+from typing import Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+__all__ = ["Learner", "Estimator", "sample_pmf"]
+
+
+def sample_pmf(rng: np.random.Generator, pmf: Sequence[float]):
+    """Draw ``(index, prob)`` from ``pmf`` with ``rng`` (one uniform draw; robust to rounding)."""
+    u = rng.random() * sum(pmf)
+    acc = 0.0
+    for i, p in enumerate(pmf):
+        acc += p
+        if u < acc:
+            return i, p
+    i = max(range(len(pmf)), key=lambda j: pmf[j])
+    return i, pmf[i]
+
+
+@runtime_checkable
+class Learner(Protocol):
+    """A contextual-bandit learner driven one round at a time (IGL-P and every baseline)."""
+
+    def predict(self, context, actions) -> list: ...
+
+    def act(self, context, actions) -> tuple: ...
+
+    def learn(self, context, actions, action: int, prob: float, feedback) -> float: ...
+
+
+class Estimator:
+    """Base of the learners: params from the signature, ``clone``, ``repr``, ``act``, pickling.
+
+    Subclasses store each constructor argument under its own name, keep a seeded
+    ``self._rng``, and (to be picklable once trained) implement ``_write(directory)``
+    and ``_restore(directory)`` for their models.
+    """
+
+    @classmethod
+    def _param_names(cls) -> list:
+        return [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
+
+    @property
+    def params(self) -> dict:
+        """The constructor's arguments as given: ``type(self)(**self.params)`` is an untrained copy."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def clone(self):
+        """A new, untrained learner with the same parameters."""
+        return type(self)(**self.params)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.params.items())})"
+
+    def act(self, context, actions):
+        """Sample an action from the pmf with the learner's seeded generator: ``(index, prob)``."""
+        return sample_pmf(self._rng, self.predict(context, actions))
+
+    # ---------------------------------------------------------------- pickling
+    def _write(self, directory: Path) -> None:
+        """Write the learner's models and state into ``directory`` (for pickling)."""
+
+    def _restore(self, directory: Path) -> None:
+        """Read back what :meth:`_write` wrote, on a freshly constructed learner."""
+
+    def __getstate__(self):
+        with tempfile.TemporaryDirectory(prefix="iglp-pickle-") as tmp:
+            self._write(Path(tmp))
+            files = {name: (Path(tmp) / name).read_bytes() for name in sorted(os.listdir(tmp))}
+        return {"params": self.params, "files": files, "rng": self._rng.bit_generator.state}
+
+    def __setstate__(self, state) -> None:
+        self.__init__(**state["params"])
+        with tempfile.TemporaryDirectory(prefix="iglp-pickle-") as tmp:
+            for name, data in state["files"].items():
+                (Path(tmp) / name).write_bytes(data)
+            self._restore(Path(tmp))
+        self._rng.bit_generator.state = state["rng"]
