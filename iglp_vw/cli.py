@@ -1,14 +1,103 @@
-"""The ``iglp-vw`` command line (a thin click shell over the package)."""
+"""The ``iglp-vw`` command line (a thin click shell over the package).
+
+Errors in data, files or arguments end with ``error: ...`` on stderr and exit code 2
+(one handler, :func:`_errors`); a traceback means a bug.
+"""
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 
 import click
 
-from . import IGLP
 from .learner import DEFAULT_CB_ARGS
+
+DATASETS = ("digits", "synthetic50k", "covertype")
+
+
+def _fail(message: str, code: int = 2):
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _errors(fn):
+    """Turn the package's errors (bad data, files, arguments, model directories) into ``error:`` + exit 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from .logs import LogError
+        from .modeldir import ModelDirError
+        from .replay import CheckpointError
+
+        try:
+            return fn(*args, **kwargs)
+        except LogError as err:
+            _fail(str(err))
+        except (ModelDirError, CheckpointError, ValueError, TypeError, ImportError) as err:
+            _fail(str(err))
+        except OSError as err:  # a file that cannot be read or written
+            where = f"{err.filename}: " if err.filename else ""
+            _fail(f"{where}{err.strerror or err}")
+
+    return wrapper
+
+
+def _options(*decorators):
+    def apply(fn):
+        for decorator in reversed(decorators):
+            fn = decorator(fn)
+        return fn
+
+    return apply
+
+
+# ---------------------------------------------------------------- shared options
+
+SIMULATION = _options(
+    click.option("--dataset", type=click.Choice(DATASETS), default="digits", show_default=True,
+                 help="Classification data behind the simulation."),
+    click.option("--covertype-path", type=click.Path(exists=True, dir_okay=False), default=None,
+                 help="Local covtype.data(.gz) for --dataset covertype (no download at run time)."),
+    click.option("--passes", type=click.IntRange(1), default=None,
+                 help="Shuffled passes over the data (default: 5 for digits, 1 otherwise)."),
+    click.option("--users", type=click.IntRange(1), default=100, show_default=True),
+    click.option("--words", type=click.IntRange(2), default=100, show_default=True),
+    click.option("--bizarro-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+                 help="Share of users who say a bad word when satisfied."),
+    click.option("--seed", type=int, default=0, show_default=True),
+)
+
+LEARNER = _options(
+    click.option("--cb-args", default=DEFAULT_CB_ARGS, show_default=True,
+                 help="VW arguments of the contextual bandit. Without -q/--cubic/--interactions the learner adds, "
+                      "for every context namespace c and action namespace a, -q ca and --cubic cca; with any of "
+                      "them, yours replace these."),
+    click.option("--ik-args", default=None, help="Extra VW arguments of the IK models (e.g. '--power_t 0.3')."),
+    click.option("--ik-model", type=click.Choice(["slot", "features"]), default="slot", show_default=True,
+                 help="IK over the action's position (--oaa K) or over the candidates' features (--csoaa_ldf), "
+                      "for action sets whose items change from event to event."),
+)
+
+LOGS = _options(
+    click.option("--feedback-namespace", default="Feedback", show_default=True,
+                 help="Shared-line namespace holding the feedback in VW text logs (removed from the CB's context)."),
+    click.option("--on-bad-line", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
+                 help="fail: stop with exit code 2 at a malformed event; skip: skip, count and report it."),
+)
+
+
+def _simulation(dataset, covertype_path, passes, users, words, bizarro_share, seed):
+    from .sim import GroundedSimulation, load_dataset
+
+    try:
+        X, y = load_dataset(dataset, seed=seed, path=covertype_path)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--dataset") from None
+    if passes is None:
+        passes = 5 if dataset == "digits" else 1
+    return GroundedSimulation(X, y, n_users=users, n_words=words, bizarro_share=bizarro_share, passes=passes, seed=seed)
 
 
 @click.group()
@@ -18,39 +107,26 @@ def main():
 
 
 @main.command()
-@click.option("--dataset", type=click.Choice(["digits", "synthetic50k", "covertype"]), default="digits",
-              show_default=True, help="Classification data behind the simulation.")
-@click.option("--covertype-path", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Local covtype.data(.gz) for --dataset covertype (no download at run time).")
-@click.option("--passes", type=click.IntRange(1), default=5, show_default=True, help="Shuffled passes over the data.")
-@click.option("--users", type=click.IntRange(1), default=100, show_default=True)
-@click.option("--words", type=click.IntRange(2), default=100, show_default=True)
-@click.option("--bizarro-share", type=click.FloatRange(0, 1), default=0.5, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--cb-args", default=DEFAULT_CB_ARGS, show_default=True, help="VW arguments of the contextual bandit.")
-@click.option("--ik-model", type=click.Choice(["slot", "features"]), default="slot", show_default=True,
-              help="IK over the action's position or over its features.")
-@click.option("--ik-args", default=None, help="Extra VW arguments of the IK (e.g. '--power_t 0.3').")
+@SIMULATION
+@LEARNER
 @click.option("--baselines/--no-baselines", default=True, show_default=True,
               help="Also run the oracle, naive and uniform baselines.")
 @click.option("--model-dir", type=click.Path(file_okay=False), default=None, help="Save the IGL-P model here.")
 @click.option("--trace", type=click.Path(dir_okay=False), default=None, help="Write IGL-P's per-round trace (CSV).")
-def grounded(dataset, covertype_path, passes, users, words, bizarro_share, seed, cb_args, ik_model, ik_args, baselines,
-             model_dir, trace):
-    """Run the paper's grounded simulation (sec. 4.1) on-policy and print last-20% TRUE reward.
+@_errors
+def grounded(dataset, covertype_path, passes, users, words, bizarro_share, seed, cb_args, ik_args, ik_model,
+             baselines, model_dir, trace):
+    """Run the paper's grounded simulation on-policy; print the last-20% true reward.
 
-    Users are "normal" or "bizarro", words "good" or "bad"; the learner sees the
-    user id and a word, never the reward. IGL-P must learn who means what.
+    The simulation of the paper's section 4.1: users are "normal" or "bizarro", words
+    "good" or "bad"; the learner sees the user id and a word, never the reward.
+    IGL-P must learn who means what.
     """
+    from . import IGLP
     from .baselines import RewardCB, Uniform
-    from .sim import GroundedSimulation, load_dataset, run
+    from .sim import run
 
-    try:
-        X, y = load_dataset(dataset, seed=seed, path=covertype_path)
-    except ValueError as err:
-        raise click.BadParameter(str(err), param_hint="--dataset") from None
-    sim = GroundedSimulation(X, y, n_users=users, n_words=words, bizarro_share=bizarro_share,
-                             passes=passes if dataset == "digits" else 1, seed=seed)
+    sim = _simulation(dataset, covertype_path, passes, users, words, bizarro_share, seed)
     k = sim.num_actions
     learners = {"IGL-P(2)": IGLP(k, seed=seed, cb_args=cb_args, ik_model=ik_model, ik_args=ik_args)}
     if baselines:
@@ -75,21 +151,12 @@ def grounded(dataset, covertype_path, passes, users, words, bizarro_share, seed,
         click.echo(f"saved IGL-P model to {model_dir}")
 
 
-_DATASET = click.option("--dataset", type=click.Choice(["digits", "synthetic50k", "covertype"]), default="digits",
-                        show_default=True, help="Classification data behind the simulation.")
-
-
-def _fail(message: str, code: int = 2):
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
 @main.command()
 @click.argument("logs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--model-dir", required=True, type=click.Path(file_okay=False), help="Where the models are written.")
 @click.option("--states", type=click.Choice(["2", "3"]), default="2", show_default=True,
               help="Latent states: 2 (reward 0 or 1) or 3 (also -1/alpha for definitely-negative feedback).")
-@click.option("--alpha", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
               help="Definitely-negative extreme events get reward -1/alpha (--states 3).")
 @click.option("--definitely-negative", "definitely_negative", multiple=True, metavar="FEAT",
               help="Feedback feature name or value that is definitely negative (repeatable; --states 3). "
@@ -97,41 +164,37 @@ def _fail(message: str, code: int = 2):
 @click.option("--definitely-positive", "definitely_positive", multiple=True, metavar="FEAT",
               help="Feedback feature name or value that is definitely positive (repeatable; --states 3; "
                    "the paper's footnote 1).")
-@click.option("--cb-args", default=DEFAULT_CB_ARGS, show_default=True, help="VW arguments of the contextual bandit.")
-@click.option("--ik-args", default=None, help="Extra VW arguments of the IK models (e.g. '-b 20').")
-@click.option("--ik-model", type=click.Choice(["slot", "features"]), default="slot", show_default=True,
-              help="IK over the action's position (--oaa K) or over the candidates' features (--csoaa_ldf), "
-                   "for action sets whose items change from event to event.")
-@click.option("--num-actions", type=click.IntRange(1), default=None,
+@LEARNER
+@click.option("--num-actions", type=click.IntRange(2), default=None,
               help="Largest action set (IK classes); default: the first event's.")
+@click.option("--max-actions", type=click.IntRange(2), default=None,
+              help="Events with more candidates are bad lines (default 1024).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--user-namespace", default="User", show_default=True, help="Context namespace that says whose feedback it is.")
-@click.option("--feedback-namespace", default="Feedback", show_default=True,
-              help="Shared-line namespace holding the feedback in VW text logs (removed from the CB's context).")
+@LOGS
 @click.option("--feedback-from-cost", is_flag=True,
               help="Events with no feedback use their logged cost as the feedback value (logs that carry only _label_cost).")
 @click.option("--format", "fmt", type=click.Choice(["auto", "text", "dsjson"]), default="auto", show_default=True)
 @click.option("--checkpoint-every", type=click.IntRange(0), default=0, show_default=True,
-              help="Write models and position atomically every N events (0: at the end only).")
+              help="Publish the models and the position every N events (0: at the end only).")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in --model-dir.")
-@click.option("--on-bad-line", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
-              help="fail: stop with exit code 2 at a malformed event (models as of the last good event kept); "
-                   "skip: skip, count and report it.")
 @click.option("--trace", type=click.Path(dir_okay=False), default=None,
               help="Write one row per event (CSV, or Parquet for .parquet) with the inferred reward and the IK's P.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Stop after N events (resume later with --resume).")
+@_errors
 def replay(logs, model_dir, states, alpha, definitely_negative, definitely_positive, cb_args, ik_args, ik_model,
-           num_actions, seed, user_namespace,
-           feedback_namespace, feedback_from_cost, fmt, checkpoint_every, resume, on_bad_line, trace, limit):
+           num_actions, max_actions, seed, user_namespace, feedback_namespace, on_bad_line, feedback_from_cost, fmt,
+           checkpoint_every, resume, trace, limit):
     """Learn an IGL-P policy offline from logged events (VW text ADF or DSJSON, gzip or not).
 
     Streams LOGS through Algorithm 1 off-policy: the IK learns which action was shown
     from (context, feedback), the inferred reward trains the CB (in VW's own driver,
     on the other core). Prints the share of inferred rewards +1/0/-1, overall and
-    per feedback value.
+    per feedback value. A bad event stops the replay (exit code 2) with the models as
+    of the last good event kept, or is skipped with --on-bad-line skip.
     """
-    from .logs import LogError, UnsupportedLogError
-    from .replay import CheckpointError, replay as run_replay
+    from .logs import MAX_ACTIONS, LogError
+    from .replay import replay as run_replay
 
     params = {"states": int(states), "alpha": alpha, "cb_args": cb_args, "ik_args": ik_args, "seed": seed,
               "user_namespace": user_namespace, "ik_model": ik_model}
@@ -146,12 +209,10 @@ def replay(logs, model_dir, states, alpha, definitely_negative, definitely_posit
             logs, model_dir, learner_params=params, fmt=None if fmt == "auto" else fmt,
             feedback_namespace=feedback_namespace, feedback_from_cost=feedback_from_cost,
             checkpoint_every=checkpoint_every, resume=resume, on_bad_line=on_bad_line, trace=trace, limit=limit,
-            progress=True,
+            progress=True, max_actions=max_actions or MAX_ACTIONS,
         )
     except LogError as err:
         _fail(f"{err}\nmodels as of the last good event are in {model_dir}")
-    except (UnsupportedLogError, CheckpointError, FileNotFoundError, ValueError) as err:
-        _fail(str(err))
     click.echo(summary.report())
     if summary.events and not summary.with_feedback:
         click.echo(
@@ -164,26 +225,23 @@ def replay(logs, model_dir, states, alpha, definitely_negative, definitely_posit
 
 @main.command()
 @click.argument("logs", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--model-dir", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--model-dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The model directory a replay (or IGLP.save) wrote.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Output file (default: standard output).")
-@click.option("--on-bad-line", type=click.Choice(["fail", "skip"]), default="fail", show_default=True)
-@click.option("--feedback-namespace", default="Feedback", show_default=True)
-def predict(logs, model_dir, out, on_bad_line, feedback_namespace):
+@LOGS
+@_errors
+def predict(logs, model_dir, out, feedback_namespace, on_bad_line):
     """Score logged events with a learned policy: one JSON line per event.
 
     Each line: {"file", "line", "pmf", "action", "prob"}, the action drawn from the
     pmf with the model's seeded generator.
     """
-    from .logs import LogError, UnsupportedLogError
-    from .replay import predict_log
+    from .replay import check_outputs, predict_log
 
+    check_outputs(logs, [out], model_dir)
     fh = open(out, "w") if out else sys.stdout
     try:
         counts = predict_log(model_dir, logs, fh, on_bad_line, feedback_namespace)
-    except LogError as err:
-        _fail(str(err))
-    except (UnsupportedLogError, FileNotFoundError, ValueError) as err:
-        _fail(str(err))
     finally:
         if out:
             fh.close()
@@ -198,25 +256,20 @@ def predict(logs, model_dir, out, on_bad_line, feedback_namespace):
 @click.option("--trace", type=click.Path(dir_okay=False), default=None, help="Per-event CSV with the IK's probabilities.")
 @click.option("--online", is_flag=True, help="Keep learning the IK and decoder while labelling (as replay does).")
 @click.option("--keep-feedback", is_flag=True, help="Keep the feedback namespace in text logs' shared lines.")
-@click.option("--on-bad-line", type=click.Choice(["fail", "skip"]), default="fail", show_default=True)
-@click.option("--feedback-namespace", default="Feedback", show_default=True)
-@click.option("--feedback-from-cost", is_flag=True)
-def label(logs, model_dir, out, trace, online, keep_feedback, on_bad_line, feedback_namespace, feedback_from_cost):
+@LOGS
+@click.option("--feedback-from-cost", is_flag=True,
+              help="Events with no feedback use their logged cost as the feedback value.")
+@_errors
+def label(logs, model_dir, out, trace, online, keep_feedback, feedback_namespace, on_bad_line, feedback_from_cost):
     """Rewrite logs with IGL-P's inferred reward as the VW cost label (cost = -reward).
 
     Any CB (VW's own, or your recommender's) then trains on learned rewards instead
     of a hand-weighted formula: `python -m vowpalwabbit --cb_explore_adf -d OUT`.
     """
-    from .logs import LogError, UnsupportedLogError
     from .replay import label_log
 
-    try:
-        summary = label_log(model_dir, logs, out, on_bad_line, trace, online, feedback_namespace, feedback_from_cost,
-                            keep_feedback)
-    except LogError as err:
-        _fail(str(err))
-    except (UnsupportedLogError, FileNotFoundError, ValueError) as err:
-        _fail(str(err))
+    summary = label_log(model_dir, logs, out, on_bad_line, trace, online, feedback_namespace, feedback_from_cost,
+                        keep_feedback)
     click.echo(summary.report())
     click.echo(f"wrote {out}")
 
@@ -227,13 +280,7 @@ def simulate():
 
 
 @simulate.command("grounded")
-@_DATASET
-@click.option("--covertype-path", type=click.Path(exists=True, dir_okay=False), default=None)
-@click.option("--passes", type=click.IntRange(1), default=5, show_default=True)
-@click.option("--users", type=click.IntRange(1), default=100, show_default=True)
-@click.option("--words", type=click.IntRange(2), default=100, show_default=True)
-@click.option("--bizarro-share", type=click.FloatRange(0, 1), default=0.5, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@SIMULATION
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Log to write (.gz: gzipped).")
 @click.option("--format", "fmt", type=click.Choice(["text", "dsjson"]), default="text", show_default=True)
 @click.option("--logging", "policy", type=click.Choice(["uniform", "naive"]), default="uniform", show_default=True,
@@ -243,17 +290,13 @@ def simulate():
 @click.option("--events", type=click.IntRange(1), default=None, help="Stop after N events.")
 @click.option("--truth", type=click.Path(dir_okay=False), default=None,
               help="CSV of each event's hidden label, user type and true reward.")
+@_errors
 def simulate_grounded(dataset, covertype_path, passes, users, words, bizarro_share, seed, out, fmt, policy,
                       logging_model, events, truth):
     """The grounded simulation (sec. 4.1) as a logged trace."""
-    from .sim import GroundedSimulation, load_dataset
     from .sim.logging import write_log
 
-    try:
-        X, y = load_dataset(dataset, seed=seed, path=covertype_path)
-    except ValueError as err:
-        raise click.BadParameter(str(err), param_hint="--dataset") from None
-    sim = GroundedSimulation(X, y, n_users=users, n_words=words, bizarro_share=bizarro_share, passes=passes, seed=seed)
+    sim = _simulation(dataset, covertype_path, passes, users, words, bizarro_share, seed)
     if logging_model:
         policy = "model"
     n = write_log(sim, out, fmt=fmt, policy=policy, seed=seed, limit=events, truth=truth, model_dir=logging_model)
@@ -269,20 +312,19 @@ def simulate_grounded(dataset, covertype_path, passes, users, words, bizarro_sha
                    "at a time. Default: a local cluster, one worker process per core.")
 @click.option("--workers", type=click.IntRange(1), default=None, help="Local cluster size (default: cores).")
 @click.option("--resume", is_flag=True, help="Skip the jobs whose results already exist.")
+@_errors
 def sweep(config, out, scheduler, workers, resume):
     """Run a sweep: learner configurations x logs (or simulator settings) x seeds.
 
     CONFIG is TOML or JSON (see iglp_vw/sweep.py and the README). Each job is a full replay
     (with its inferred-reward shares, and precision/recall when the log has a truth file) or an
-    on-policy run of the grounded simulator (its true reward). A failed job is reported in its
-    row (column `error`) and the others finish.
+    on-policy run of the grounded simulator (its true reward), in a process of its own. A failed
+    job (even one that crashes its process) is reported in its row (column `error`) and the
+    others finish.
     """
     from .sweep import sweep as run_sweep
 
-    try:
-        table = run_sweep(config, out, scheduler=scheduler, workers=workers, resume=resume, progress=True)
-    except (FileNotFoundError, ValueError, ImportError) as err:
-        _fail(str(err))
+    table = run_sweep(config, out, scheduler=scheduler, workers=workers, resume=resume, progress=True)
     failed = table[table.error.astype(str).str.len() > 0] if "error" in table else table.iloc[0:0]
     click.echo(f"{len(table)} jobs, {len(failed)} failed; results in {out}")
     for _, row in failed.iterrows():
@@ -300,6 +342,7 @@ def sweep(config, out, scheduler, workers, resume):
 @click.option("--feedback-namespace", default="Feedback", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the table as CSV.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write a PNG of the lifts.")
+@_errors
 def evaluate(logs, model_dir, signals, group_by, bootstrap, seed, feedback_namespace, out, plot):
     """Off-policy evaluation of a learned policy on logs with logging probabilities.
 
@@ -309,15 +352,11 @@ def evaluate(logs, model_dir, signals, group_by, bootstrap, seed, feedback_names
     """
     from .evaluate import evaluate as run_evaluate
     from .evaluate import plot_lifts
-    from .logs import LogError, UnsupportedLogError
+    from .replay import check_outputs
 
-    try:
-        table = run_evaluate(model_dir, logs, signals=list(signals) or None, group_by=group_by, n_boot=bootstrap,
-                             seed=seed, feedback_namespace=feedback_namespace)
-    except LogError as err:
-        _fail(str(err))
-    except (UnsupportedLogError, FileNotFoundError, ValueError) as err:
-        _fail(str(err))
+    check_outputs(logs, [out, plot], model_dir)
+    table = run_evaluate(model_dir, logs, signals=list(signals) or None, group_by=group_by, n_boot=bootstrap,
+                         seed=seed, feedback_namespace=feedback_namespace)
     with pd_options():
         click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if out:

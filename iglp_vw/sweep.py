@@ -38,6 +38,9 @@ import hashlib
 import itertools
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -132,19 +135,46 @@ def job_id(job: dict) -> str:
 
 
 def run_job(job: dict, workdir: str) -> dict:
-    """Run one job in ``workdir/<job id>/``; a row of parameters and metrics (never raises)."""
+    """Run one job in ``workdir/<job id>/``, in a process of its own; a row of parameters and
+    metrics (never raises: a failed job, even one whose process crashed, is its row's ``error``)."""
+    start = time.perf_counter()
+    out = Path(workdir) / job["job"]
+    out.mkdir(parents=True, exist_ok=True)
+    result = out / "result.json"
+    if result.exists():
+        result.unlink()
+    proc = subprocess.run([sys.executable, "-m", "iglp_vw.sweep", str(out)], input=json.dumps(job),
+                          capture_output=True, text=True)
+    if result.exists():
+        return json.loads(result.read_text())
+    if proc.returncode < 0:
+        try:
+            name = signal.Signals(-proc.returncode).name
+        except ValueError:
+            name = f"signal {-proc.returncode}"
+        error = f"the job's process was killed by {name}"
+    else:
+        error = f"the job's process ended with exit code {proc.returncode}"
+    tail = proc.stderr.strip().splitlines()[-1:] if proc.stderr.strip() else []
+    row = {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in job.items()}
+    row["error"] = error + (f": {tail[0][:300]}" if tail else "")
+    row["seconds"] = round(time.perf_counter() - start, 3)
+    (out / "error.txt").write_text(proc.stderr[-20000:])
+    write_json(result, row, default=str)
+    return row
+
+
+def _run_here(job: dict, out: Path) -> dict:
+    """A job run in this process (the child :func:`run_job` starts): its row, also in ``result.json``."""
     start = time.perf_counter()
     row = {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in job.items()}
-    out = Path(workdir) / job["job"]
     try:
-        out.mkdir(parents=True, exist_ok=True)
         metrics = _simulate(job, out) if job["mode"] == "simulate" else _replay(job, out)
         row.update(metrics)
         row["error"] = ""
     except Exception as err:  # a failed job is reported in its row; the others go on
         row["error"] = f"{type(err).__name__}: {err}"
-        if out.exists():
-            (out / "error.txt").write_text(traceback.format_exc())
+        (out / "error.txt").write_text(traceback.format_exc())
     row["seconds"] = round(time.perf_counter() - start, 3)
     write_json(out / "result.json", row, default=str)
     return row
@@ -302,3 +332,7 @@ def sweep(
     table.to_csv(tmp, index=False)
     os.replace(tmp, out)
     return table
+
+
+if __name__ == "__main__":  # a job's own process: python -m iglp_vw.sweep OUTDIR < job.json
+    _run_here(json.loads(sys.stdin.read()), Path(sys.argv[1]))
