@@ -142,7 +142,9 @@ class ActionFeatureIK:
 
     @staticmethod
     def _lines(shared: str, action_texts, action=None, weight=None):
-        labels = None if action is None else [f"{i + 1}:{0 if i == action else weight:.9g}" for i in range(len(action_texts))]
+        # Predictions carry labels too (every cost 0): VW 9.11.9's csoaa_ldf predicts uniform
+        # probabilities for unlabelled examples, and then crashes finishing them.
+        labels = [f"{i + 1}:{0 if action is None or i == action else weight:.9g}" for i in range(len(action_texts))]
         return adf_lines(shared, action_texts, labels=labels)
 
     def learn(self, context_text, code, action, weight, action_texts=()):

@@ -149,56 +149,51 @@ def check_action_count(path, line: int, count: int, num_actions: int) -> Optiona
 
 class _GzipStream(io.RawIOBase):
     """A gzip file's decompressed bytes, multi-member, that ends cleanly where a truncated or
-    corrupt file stops (``truncated`` says so), keeping every byte decompressed before: Python's
+    corrupt file stops (``truncated`` says why), keeping every byte decompressed before: Python's
     ``gzip`` raises instead and loses the block it was reading."""
 
     def __init__(self, path):
         self._fh = open(path, "rb")
         self._z = zlib.decompressobj(31)
+        self._started = False  # the current member has had input
         self._pending = b""
+        self._pos = 0
         self.truncated: Optional[str] = None
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buf) -> int:
-        while not self._pending:
+        while self._pos >= len(self._pending):
             if self._z is None:
                 return 0
+            if self._z.eof:  # the member ended: another may follow
+                self._z, self._started = zlib.decompressobj(31), False
             data = self._z.unconsumed_tail or self._fh.read(1 << 16)
             if not data:
-                if not self._z.eof:
+                if self._started:
                     self.truncated = "the gzip stream ends before its end marker (a truncated file)"
                 self._z = None
                 return 0
-            try:
-                self._pending = self._z.decompress(data, 1 << 20)
-            except zlib.error as err:
-                self.truncated = f"the gzip stream is corrupt ({err})"
-                self._z = None
-                return 0
-            if self._z.eof:  # a member ended: another may follow
-                rest = self._z.unused_data
-                self._z = zlib.decompressobj(31)
-                if rest:
-                    self._pending += self._z.decompress(rest, 1 << 20)
-                elif not self._peek_more():
-                    self._z = None
-        n = min(len(buf), len(self._pending))
-        buf[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
+            self._pending, self._pos = self._decompress(data), 0
+        n = min(len(buf), len(self._pending) - self._pos)
+        buf[:n] = self._pending[self._pos:self._pos + n]
+        self._pos += n
         return n
 
-    def _peek_more(self) -> bool:
-        data = self._fh.read(1 << 16)
-        if not data:
-            return False
+    def _decompress(self, data: bytes) -> bytes:
+        out = []
         try:
-            self._pending += self._z.decompress(data, 1 << 20)
+            self._started = True
+            out.append(self._z.decompress(data, 1 << 20))
+            while self._z.eof and self._z.unused_data:  # the next member starts in this chunk
+                rest = self._z.unused_data
+                self._z = zlib.decompressobj(31)
+                out.append(self._z.decompress(rest, 1 << 20))
         except zlib.error as err:
-            self.truncated = f"the gzip stream is corrupt after its first member ({err})"
+            self.truncated = f"the gzip stream is corrupt ({err})"
             self._z = None
-        return True
+        return b"".join(out)
 
     def close(self) -> None:
         self._fh.close()

@@ -16,7 +16,11 @@ from iglp_vw.replay import replay
 DATA = Path(__file__).resolve().parent.parent / "data"
 TEXT = (DATA / "example.txt").read_text()
 DSJSON = (DATA / "example.dsjson").read_text()
-ALPHABET = st.sampled_from(list("|:{}[]\",' \n\t0123456789.-eE_abcsharedo") + ["\x00", "é", "nan", "inf", "1e999"])
+ALPHABET = st.sampled_from(
+    list("|:{}[]\",' \n\t0123456789.-eE_abcsharedo")
+    + ["\x00", "é", "nan", "inf", "1e999", "\r", "\x0c", "\u2028", "\ufeff", "\\n", "\n\n", "\n'save_fuzz|\n",
+       "'save_fuzz|", "9" * 400, "[" * 40, "{\"a\":" * 40, "\\u0000"]
+)
 
 # IGLP_FUZZ_EXAMPLES=5000 for a deeper run than CI's.
 FUZZ = settings(max_examples=int(os.environ.get("IGLP_FUZZ_EXAMPLES", 150)), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -57,16 +61,21 @@ def _read_all(path, fmt):
 
 
 def _through_vw(events):
-    """Every event the readers accept goes through real VW workspaces (IK and CB) without crashing."""
+    """Every event the readers accept goes through real VW workspaces (IK and CB, both IK kinds)
+    without crashing, and never writes a file (a `'save_` command would)."""
     for event in events:
         if not isinstance(event, Event):
             continue
-        learner = IGLP(max(2, len(event.actions)), seed=0)
-        try:
-            learner.learn(event.context, event.actions, event.action, event.prob, event.feedback)
-            learner.predict(event.context, event.actions)
-        except ValueError:
-            pass  # VW's parser refused it, as a Python error
+        for ik_model in ("slot", "features"):
+            learner = IGLP(max(2, len(event.actions)), seed=0, ik_model=ik_model)
+            try:
+                learner.learn(event.context, event.actions, event.action, event.prob, event.feedback)
+                learner.predict(event.context, event.actions)
+                learner.infer_reward(event.context, len(event.actions), event.action, event.prob, event.feedback,
+                                     actions=event.actions)
+            except ValueError:
+                pass  # VW's parser refused it, as a Python error
+    assert not any(Path(p).exists() for p in ("fuzz", "save_fuzz"))
 
 
 @FUZZ
@@ -116,3 +125,45 @@ def test_replay_on_mutated_logs_only_raises_package_errors(tmp_path_factory, edi
     except UnsupportedLogError:
         return
     assert summary.events >= 3  # the intact copy is all learned
+
+
+@FUZZ
+@given(data=st.binary(max_size=400), cut=st.integers(0, 10_000))
+def test_truncated_and_corrupt_gzip(tmp_path, data, cut):
+    """A gzip file cut anywhere, or with random bytes after a valid start, reads to where it stops."""
+    import gzip
+
+    whole = gzip.compress((TEXT * 3).encode() + data)
+    path = tmp_path / "cut.gz"
+    path.write_bytes(whole[: cut % (len(whole) + 1)] + data[: cut % 7])
+    _through_vw(_read_all(path, None))
+
+
+VALUES = st.one_of(
+    st.text(max_size=12), st.integers(), st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.none(),
+    st.sampled_from(["u\n\n'save_fuzz|\n", "\r\n", "|:", "\x00", "\ud800"]),
+)
+NAMES = st.one_of(st.text(max_size=6), st.sampled_from(["", "\n", "'save_fuzz|", "|", ":"]))
+
+
+@FUZZ
+@given(
+    context=st.dictionaries(NAMES, st.dictionaries(NAMES, VALUES, max_size=3), max_size=3),
+    actions=st.lists(st.dictionaries(NAMES, st.dictionaries(NAMES, VALUES, max_size=2), max_size=2), min_size=1,
+                     max_size=4),
+    feedback=st.one_of(st.none(), st.dictionaries(NAMES, st.dictionaries(NAMES, VALUES, max_size=2), max_size=2),
+                       st.text(max_size=20)),
+    text=st.text(max_size=30),
+)
+def test_api_with_any_values(context, actions, feedback, text):
+    """The API's dict features (any names and values) and VW text (any string): a pmf or a
+    ValueError/TypeError, never a crash, never a file."""
+    learner = IGLP(4, seed=0)
+    for ctx in (context, text):
+        try:
+            pmf = learner.predict(ctx, actions)
+            assert len(pmf) == len(actions)
+            learner.learn(ctx, actions, 0, pmf[0] or 0.5, feedback)
+        except (ValueError, TypeError):
+            pass
+    assert not Path("save_fuzz").exists() and not Path("fuzz").exists()
