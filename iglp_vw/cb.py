@@ -81,14 +81,18 @@ class DriverCB:
     """
 
     FINAL = ".cb-final.part"
+    START = ".cb-start.part"
     _SYNC = ".cb-sync.part"
 
     def __init__(self, args: str, model_file=None, *, workdir):
         self.args = args
         self.workdir = Path(workdir)
-        self.model_file = None if model_file is None else Path(model_file).resolve()
+        self.model_file = None
+        if model_file is not None:  # a copy: the set it comes from may be replaced before the driver starts
+            self.model_file = self.workdir / self.START
+            shutil.copyfile(model_file, self.model_file)
         tokens = split_args(args) if model_file is None else (
-            reload_args(args) + ["-i", str(self.model_file), "--preserve_performance_counters"]
+            reload_args(args) + ["-i", self.START, "--preserve_performance_counters"]
         )
         self.cmd = [sys.executable, "-m", "vowpalwabbit", *tokens, "-d", "/dev/stdin", "-f", self.FINAL]
         self.proc = None

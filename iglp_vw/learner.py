@@ -452,7 +452,11 @@ class IGLP(Estimator):
         ``definitely_negative`` (or ``definitely_positive``) is not saved: pass it again here.
         ``cb``: the CB component's factory (see :class:`IGLP`).
         """
-        set_dir = modeldir.open_set(directory)
+        with modeldir.reading(directory) as set_dir:  # kept whole while read, whatever a writer does
+            return cls._load_set(set_dir, definitely_negative, definitely_positive, cb)
+
+    @classmethod
+    def _load_set(cls, set_dir: Path, definitely_negative, definitely_positive, cb) -> "IGLP":
         config_path = set_dir / "config.json"
         config = modeldir.read_json(config_path, "configuration")
         try:

@@ -30,14 +30,14 @@ import re
 import shutil
 import stat
 from pathlib import Path
-from typing import Callable, Dict, Union
+from typing import Callable, Dict, Optional, Union
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: no lock (documented)
     fcntl = None
 
-__all__ = ["ModelDirError", "ModelDirBusy", "writer", "publish", "open_set", "has_model", "MANIFEST"]
+__all__ = ["ModelDirError", "ModelDirBusy", "writer", "publish", "open_set", "reading", "has_model", "current_name", "MANIFEST"]
 
 CURRENT = "current"
 MANIFEST = "manifest.json"
@@ -49,7 +49,7 @@ _TMP_VERSION = re.compile(r"\.v-(\d{6,})\.tmp")
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 # What a finished writer (or an older version of iglp-vw) leaves at the top of a model directory.
 _STALE = re.compile(r"\.checkpoint-\d+-\d+-\d+|checkpoint\.json|cb\.model\.(part|tmp)|\.cb-sync\.model|"
-                    r"\.cb-driver\.log|\.cb-final\.part|\.cb-sync\.part")
+                    r"\.cb-driver\.log|\.cb-final\.part|\.cb-sync\.part|\.cb-start\.part")
 _MAX_MANIFEST = 1 << 20
 
 
@@ -180,6 +180,46 @@ def has_model(directory) -> bool:
     return os.path.lexists(directory / CURRENT) or (directory / "config.json").exists()
 
 
+def current_name(directory) -> Optional[str]:
+    """The name ``current`` points to (``None`` when there is none): a reader that saw it change
+    knows a writer published a new set meanwhile."""
+    try:
+        return os.readlink(Path(directory) / CURRENT)
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def reading(directory, attempts: int = 5):
+    """The current set's directory, checked (:func:`open_set`) and kept from removal for the
+    ``with`` block: a shared lock on it, which the writer's clean-up respects. If a writer
+    publishes a new set and removes this one before the lock is taken, the new one is read."""
+    for attempt in range(attempts):
+        before = current_name(directory)
+        if before is not None and not _VERSION.fullmatch(before):
+            open_set(directory)  # raises, naming the bad link
+        set_dir = open_set(directory) if before is None else Path(directory) / before
+        try:
+            fd = os.open(set_dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            if attempt + 1 < attempts and current_name(directory) != before:
+                continue
+            raise ModelDirError(f"{set_dir}: the model set vanished while being read") from None
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_SH)
+            try:
+                checked = open_set(directory) if before is None else (_verify(set_dir) or set_dir)
+            except ModelDirError:
+                if attempt + 1 < attempts and current_name(directory) != before:
+                    continue
+                raise
+            yield checked
+            return
+        finally:
+            os.close(fd)
+
+
 def open_set(directory) -> Path:
     """The directory of ``directory``'s current model set, checked against its manifest.
 
@@ -301,10 +341,27 @@ def _tidy(directory: Path, keep: str) -> None:
             continue
         if _VERSION.fullmatch(name) or _TMP_VERSION.fullmatch(name) or _STALE.fullmatch(name):
             if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
+                _remove_unless_read(entry.path)
             else:
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)
+
+
+def _remove_unless_read(path: str) -> None:
+    """Remove an old set's directory unless a reader holds it (then a later clean-up will)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return
+        shutil.rmtree(path, ignore_errors=True)
+    finally:
+        os.close(fd)
 
 
 def _verify(set_dir: Path) -> None:

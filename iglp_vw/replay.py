@@ -234,8 +234,16 @@ class _Replay:
         self.drivers: list = []  # the DriverCB the learner builds (for its memory and to stop it)
         if resume:
             self.learner, state = self._resume()
-            self.summary = ReplaySummary.from_dict(state["summary"])
-            stream.start = state["position"]
+            try:
+                self.summary = ReplaySummary.from_dict(state["summary"])
+                position = state["position"]
+                if not (isinstance(position, dict) and all(isinstance(position.get(k), int) and position[k] >= 0
+                                                           for k in ("file", "line"))):
+                    raise ValueError(f"position {position!r} is not {{'file': n, 'line': n}}")
+            except (KeyError, TypeError, ValueError, AttributeError) as err:
+                raise CheckpointError(f"{model_dir / REPLAY_STATE}: not a replay state this version can resume "
+                                      f"({err})") from None
+            stream.start = position
         else:
             params = dict(options["learner_params"])
             k = params.pop("num_actions", None) or max(2, len(stream.first_event().actions))

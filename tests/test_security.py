@@ -469,3 +469,23 @@ def test_numpy_scalars_are_feature_values(value):
     actions = [{"A": {"i": str(k)}} for k in range(3)]
     assert learner.predict(context, actions) == plain.predict(as_python, actions)
     assert learner.learn(context, actions, 0, 0.5, None) == plain.learn(as_python, actions, 0, 0.5, {})
+
+
+def test_readers_see_whole_sets_while_a_replay_publishes(tmp_path):
+    """Load the model again and again while a replay publishes a checkpoint every 50 events."""
+    log = tmp_path / "log.txt"
+    assert _cli("simulate", "grounded", "--passes", "2", "--users", "20", "--words", "10", "--out", log).returncode == 0
+    m = tmp_path / "m"
+    proc = subprocess.Popen(CLI + ["replay", str(log), "--model-dir", str(m), "--checkpoint-every", "50"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    loads, seen = 0, set()
+    while proc.poll() is None:
+        if modeldir.current_name(m) is None:
+            time.sleep(0.01)
+            continue
+        learner = IGLP.load(m)  # never a mix, never a half-removed set
+        seen.add(learner.n_learned)
+        loads += 1
+    assert proc.returncode == 0, proc.stderr
+    assert loads >= 5 and len(seen) >= 3, (loads, seen)
+    assert IGLP.load(m).n_learned == 3594
