@@ -58,13 +58,13 @@ class Estimator:
     """
 
     @classmethod
-    def _param_names(cls) -> list:
+    def param_names(cls) -> list:
         return [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
 
     @property
     def params(self) -> dict:
         """The constructor's arguments as given: ``type(self)(**self.params)`` is an untrained copy."""
-        return {name: getattr(self, name) for name in self._param_names()}
+        return {name: getattr(self, name) for name in self.param_names()}
 
     def clone(self):
         """A new, untrained learner with the same parameters."""

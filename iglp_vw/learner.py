@@ -463,7 +463,7 @@ class IGLP(Estimator):
             if not isinstance(config, dict) or config.get("format_version") != _FORMAT_VERSION:
                 raise ValueError(f"format_version must be {_FORMAT_VERSION}")
             params = dict(config["params"])
-            unknown = set(params) - set(cls._param_names())
+            unknown = set(params) - set(cls.param_names())
             if unknown:
                 raise ValueError(f"unknown parameters {sorted(unknown)}")
             params["definitely_negative"] = _oracle_arg(params.get("definitely_negative"), definitely_negative,

@@ -239,10 +239,9 @@ def open_set(directory) -> Path:
         if not _VERSION.fullmatch(target):
             raise ModelDirError(f"{current}: points to {target!r}, not to a v-NNNNNN set inside the directory")
         set_dir = directory / target
-        try:
-            mode = os.lstat(set_dir).st_mode
-        except FileNotFoundError:
-            raise ModelDirError(f"{current}: points to {target}, which does not exist") from None
+        mode = _mode(set_dir)
+        if mode is None:
+            raise ModelDirError(f"{current}: points to {target}, which does not exist")
         if not stat.S_ISDIR(mode):
             raise ModelDirError(f"{set_dir}: must be a directory")
     elif os.path.lexists(directory / MANIFEST):
@@ -347,6 +346,14 @@ def _tidy(directory: Path, keep: str) -> None:
                     os.unlink(entry.path)
 
 
+def _mode(path) -> Optional[int]:
+    """``path``'s own mode (a link is not followed), or ``None`` when nothing is there."""
+    try:
+        return os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+
+
 def _remove_unless_read(path: str) -> None:
     """Remove an old set's directory unless a reader holds it (then a later clean-up will)."""
     try:
@@ -366,10 +373,9 @@ def _remove_unless_read(path: str) -> None:
 
 def _verify(set_dir: Path) -> None:
     manifest_path = set_dir / MANIFEST
-    try:
-        mode = os.lstat(manifest_path).st_mode
-    except FileNotFoundError:
-        raise ModelDirError(f"{manifest_path}: missing (a partial model set)") from None
+    mode = _mode(manifest_path)
+    if mode is None:
+        raise ModelDirError(f"{manifest_path}: missing (a partial model set)")
     if not stat.S_ISREG(mode):
         raise ModelDirError(f"{manifest_path}: must be a regular file")
     try:

@@ -53,9 +53,12 @@ from .learner import IGLP
 
 __all__ = ["load_config", "expand_jobs", "run_job", "sweep"]
 
-SIM_DEFAULTS = {"dataset": "digits", "passes": 1, "users": 100, "words": 100, "bizarro_share": 0.5, "limit": None}
+SIM_DEFAULTS = {
+    "dataset": "digits", "covertype_path": None, "passes": 1, "users": 100, "words": 100, "bizarro_share": 0.5,
+    "limit": None,
+}
 # IGLP's constructor arguments a config may set (its signature, less what a job sets itself).
-LEARNER_KEYS = set(IGLP._param_names()) - {"num_actions", "seed", "cb"}
+LEARNER_KEYS = set(IGLP.param_names()) - {"num_actions", "seed", "cb"}
 
 
 def load_config(path) -> dict:

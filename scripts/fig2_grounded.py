@@ -73,7 +73,7 @@ def main() -> None:
 
     # The embedding, read back from the saved model.
     model = IGLP.load(out / "model")
-    users, words = model._decoder.coordinates(2)
+    users, words = model.decoder.coordinates(2)
     rows = []
     for key, coord in users.items():
         uid = int(key.split("=u")[1])
