@@ -66,6 +66,9 @@ SIMULATION = _options(
     click.option("--words", type=click.IntRange(2), default=100, show_default=True),
     click.option("--bizarro-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
                  help="Share of users who say a bad word when satisfied."),
+    click.option("--segments", type=click.IntRange(0), default=0, show_default=True,
+                 help="Users also carry a country feature (S countries); the odd countries' users are bizarro "
+                      "(instead of --bizarro-share)."),
     click.option("--seed", type=int, default=0, show_default=True),
 )
 
@@ -88,7 +91,7 @@ LOGS = _options(
 )
 
 
-def _simulation(dataset, covertype_path, passes, users, words, bizarro_share, seed):
+def _simulation(dataset, covertype_path, passes, users, words, bizarro_share, segments, seed):
     from .sim import GroundedSimulation, load_dataset
 
     try:
@@ -97,7 +100,8 @@ def _simulation(dataset, covertype_path, passes, users, words, bizarro_share, se
         raise click.BadParameter(str(err), param_hint="--dataset") from None
     if passes is None:
         passes = 5 if dataset == "digits" else 1
-    return GroundedSimulation(X, y, n_users=users, n_words=words, bizarro_share=bizarro_share, passes=passes, seed=seed)
+    return GroundedSimulation(X, y, n_users=users, n_words=words, bizarro_share=bizarro_share, passes=passes, seed=seed,
+                              segments=segments)
 
 
 @click.group()
@@ -114,7 +118,7 @@ def main():
 @click.option("--model-dir", type=click.Path(file_okay=False), default=None, help="Save the IGL-P model here.")
 @click.option("--trace", type=click.Path(dir_okay=False), default=None, help="Write IGL-P's per-round trace (CSV).")
 @_errors
-def grounded(dataset, covertype_path, passes, users, words, bizarro_share, seed, cb_args, ik_args, ik_model,
+def grounded(dataset, covertype_path, passes, users, words, bizarro_share, segments, seed, cb_args, ik_args, ik_model,
              baselines, model_dir, trace):
     """Run the paper's grounded simulation on-policy; print the last-20% true reward.
 
@@ -126,7 +130,7 @@ def grounded(dataset, covertype_path, passes, users, words, bizarro_share, seed,
     from .baselines import RewardCB, Uniform
     from .sim import run
 
-    sim = _simulation(dataset, covertype_path, passes, users, words, bizarro_share, seed)
+    sim = _simulation(dataset, covertype_path, passes, users, words, bizarro_share, segments, seed)
     k = sim.num_actions
     learners = {"IGL-P(2)": IGLP(k, seed=seed, cb_args=cb_args, ik_model=ik_model, ik_args=ik_args)}
     if baselines:
@@ -291,12 +295,12 @@ def simulate():
 @click.option("--truth", type=click.Path(dir_okay=False), default=None,
               help="CSV of each event's hidden label, user type and true reward.")
 @_errors
-def simulate_grounded(dataset, covertype_path, passes, users, words, bizarro_share, seed, out, fmt, policy,
+def simulate_grounded(dataset, covertype_path, passes, users, words, bizarro_share, segments, seed, out, fmt, policy,
                       logging_model, events, truth):
     """The grounded simulation (sec. 4.1) as a logged trace."""
     from .sim.logging import write_log
 
-    sim = _simulation(dataset, covertype_path, passes, users, words, bizarro_share, seed)
+    sim = _simulation(dataset, covertype_path, passes, users, words, bizarro_share, segments, seed)
     if logging_model:
         policy = "model"
     n = write_log(sim, out, fmt=fmt, policy=policy, seed=seed, limit=events, truth=truth, model_dir=logging_model)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -14,10 +15,14 @@ from .base import Estimator, sample_pmf
 from .cb import WorkspaceCB
 from .decoder import CommunicationDecoder
 from .ik import ActionFeatureIK, InverseKinematics
-from .reward import is_extreme, reward_from_test
-from .vw import VWTexts, Features, cb_arguments, check_model_args, feedback_key, format_namespaces, namespace_of
+from .reward import GroupTest, is_extreme, reward_from_test
+from .vw import VWTexts, Features, cb_arguments, check_model_args, feedback_key, format_namespaces, user_key
 
-__all__ = ["IGLP", "DEFAULT_CB_ARGS", "sample_pmf"]
+__all__ = ["IGLP", "DEFAULT_CB_ARGS", "InferenceWarning", "sample_pmf"]
+
+
+class InferenceWarning(UserWarning):
+    """The inferred reward looks wrong: see :meth:`IGLP.diagnostics`."""
 
 # Default contextual bandit, chosen by measurement (docs/ik-design.md, "CB explorer"):
 # ε-greedy with ε = 0.05 had the best worst case against the strongest oracle CB
@@ -103,9 +108,11 @@ class IGLP(Estimator):
     every time.
 
     **Extreme-event test.** ``extreme_test="group"`` (default) applies Eq. 3 to
-    each group of pairs: a group is extreme when its importance-weighted mean of
-    P̂(a|x,y)/P̂(a|x) over about ``group_window`` events exceeds ``threshold``.
-    ``"event"`` applies it to each event alone, as in the paper. ``prior="learned"``
+    each group of pairs (:class:`~iglp_vw.reward.GroupTest`): a group turns extreme
+    when its importance-weighted mean of P̂(a|x,y)/P̂(a|x) over about ``group_window``
+    units of weight exceeds ``threshold`` by ``confidence`` standard errors, and stays
+    so until it is as clearly below. ``"event"`` applies it to each event alone, as
+    in the paper. ``prior="learned"``
     (default) compares with a second VW model of P̂(a|x) trained on the same
     weighted stream; ``"uniform"`` compares with ``1/K``. Why these defaults:
     ``docs/ik-design.md``.
@@ -138,9 +145,13 @@ class IGLP(Estimator):
         ``"slot"``: the IK predicts the action's position (``--oaa K``); ``"features"``:
         it scores the candidates' features (``--csoaa_ldf``), for changing action sets.
     user_namespace
-        The context namespace that identifies the user.
-    extreme_test, prior, group_window
-        See above.
+        The context namespace that says whose feedback it is, or a list of them. All its
+        features together are the user's key; with several features (an id and segment
+        features such as a country), each feature is also a segment whose convention a
+        new user gets until their own feedback says otherwise.
+    extreme_test, prior, group_window, confidence, patience
+        See above and :class:`~iglp_vw.reward.GroupTest` (``patience``: events before
+        soft rewards from mixed groups, when no group is extreme).
     decoder_args
         Keyword arguments of :class:`~iglp_vw.decoder.CommunicationDecoder`.
     cb
@@ -175,6 +186,8 @@ class IGLP(Estimator):
         extreme_test: str = "group",
         prior: str = "learned",
         group_window: int = 50,
+        confidence: float = 2.0,
+        patience: int = 5000,
         decoder_args: Optional[dict] = None,
         cb: Optional[Callable] = None,
     ):
@@ -197,10 +210,16 @@ class IGLP(Estimator):
             raise ValueError(f"`prior` must be 'learned' or 'uniform', got {prior!r}")
         if ik_model not in _IK:
             raise ValueError(f"`ik_model` must be 'slot' or 'features', got {ik_model!r}")
-        if isinstance(group_window, bool) or not isinstance(group_window, (int, np.integer)) or group_window < 1:
-            raise ValueError(f"`group_window` must be an int >= 1, got {group_window!r}")
-        if not isinstance(user_namespace, str):
-            raise TypeError(f"`user_namespace` must be a str, got {user_namespace!r}")
+        if isinstance(group_window, bool) or not isinstance(group_window, (int, np.integer)) or group_window < 2:
+            raise ValueError(f"`group_window` must be an int >= 2, got {group_window!r}")
+        if not isinstance(confidence, (int, float)) or isinstance(confidence, bool) or not confidence >= 0:
+            raise ValueError(f"`confidence` must be a number >= 0, got {confidence!r}")
+        if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) or patience < 0:
+            raise ValueError(f"`patience` must be an int >= 0, got {patience!r}")
+        if not isinstance(user_namespace, str) and not (
+                isinstance(user_namespace, (list, tuple)) and user_namespace
+                and all(isinstance(n, str) for n in user_namespace)):
+            raise TypeError(f"`user_namespace` must be a str or a list of str, got {user_namespace!r}")
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
             raise TypeError(f"`seed` must be an int, got {seed!r}")
         if decoder_args is not None and not isinstance(decoder_args, dict):
@@ -218,10 +237,12 @@ class IGLP(Estimator):
         self.cb_args = cb_args
         self.ik_args = ik_args
         self.ik_model = ik_model
-        self.user_namespace = user_namespace
+        self.user_namespace = user_namespace if isinstance(user_namespace, str) else list(user_namespace)
         self.extreme_test = extreme_test
         self.prior = prior
         self.group_window = int(group_window)
+        self.confidence = float(confidence)
+        self.patience = int(patience)
         self.decoder_args = decoder_args
         self.cb = cb
 
@@ -233,10 +254,12 @@ class IGLP(Estimator):
         self._ik = _IK[ik_model](self.num_actions, ik_args, self.seed)
         self._cb = None  # built on the first event (interactions come from its namespaces)
         self._cb_full_args: Optional[str] = None
-        self._group_stats: dict = {}  # code -> [decayed weighted sum of ratios, of weights]
-        self._decay = 1.0 - 1.0 / self.group_window
+        self._test = GroupTest(self.threshold, self.group_window, self.confidence, self.patience)
         self._cache = (None, "", None, [])
         self.n_learned = 0
+        self._weight_seen = 0.0  # Σ importance weights, and of events with ρ̂ != 0: the share of
+        self._weight_inferred = 0.0  # inferred rewards under the synthetic uniform policy
+        self._warned: set = set()
         self.last: dict = {}
 
     # ------------------------------------------------------------- formatting
@@ -275,9 +298,12 @@ class IGLP(Estimator):
     def learn(self, context: Features, actions: Sequence[Features], action: int, prob: float, feedback: Features) -> float:
         """One round of Algorithm 1 for a played (or logged) ``action`` with probability ``prob``.
 
-        Returns the inferred reward ρ̂ in {0, 1, -1/alpha}. Off-policy, pass the
-        logging policy's probability; on-policy, the one :meth:`predict` gave.
-        ``feedback=None`` means the user gave none.
+        Returns the inferred reward ρ̂: 0, 1 or -1/alpha (or a fraction of them: the soft
+        reward of a mixed group, see :class:`~iglp_vw.reward.GroupTest`). Off-policy, pass
+        the logging policy's probability; on-policy, the one :meth:`predict` gave.
+        ``feedback=None`` means the user gave none. Warns (:class:`InferenceWarning`, once)
+        when nothing has been inferred after ``patience`` events, or when rewards are
+        inferred for most events under the synthetic uniform policy.
         """
         ctx_text, action_texts = self._format(context, actions)
         rho = self._infer(context, ctx_text, action_texts, len(action_texts), action, prob, feedback, update=True)
@@ -329,7 +355,7 @@ class IGLP(Estimator):
             feedback = {}
         fb_text = format_namespaces(feedback, "feedback")
         fb_key = feedback_key(fb_text)  # numeric values bucketed
-        user = namespace_of(context, self.user_namespace)
+        user = user_key(context, self.user_namespace)
 
         weight = min(1.0 / (k * prob), MAX_IMPORTANCE_WEIGHT)  # line 9: synthetic uniform distribution
         code = self._decoder.code(user, fb_key)
@@ -339,7 +365,7 @@ class IGLP(Estimator):
             ik_probability, learned_prior = self._ik.predict(ctx_text, code, action, action_texts)
         prior = learned_prior if self.prior == "learned" else 1.0 / k
         ratio = ik_probability / max(prior, 1e-12)
-        stats = self._group_stats.get(code)
+        strength = 1.0
         if code == "u":
             # Not grouped yet: infer nothing rather than guess. Early false positives
             # make the CB greedy on arbitrary actions, and the decoder then gets
@@ -347,23 +373,30 @@ class IGLP(Estimator):
             extreme = False
         elif self.extreme_test == "event":
             extreme = is_extreme(ratio, 1.0, self.threshold)  # Eq. 3 on this event
-        else:  # Eq. 3 on the group's mean ratio
-            extreme = stats is not None and is_extreme(stats[0], stats[1], self.threshold)
+        else:  # Eq. 3 on the group's mean ratio, with evidence
+            strength = self._test.strength(code, ratio)
+            extreme = strength > 0
         if update:
-            if stats is None:
-                stats = self._group_stats[code] = [0.0, 0.0]
-            stats[0] = stats[0] * self._decay + weight * ratio
-            stats[1] = stats[1] * self._decay + weight
+            self._test.update(code, ratio, weight)
 
         negative = extreme and self.states == 3 and self._dn(context, feedback, fb_text)
         positive = None
         if self.definitely_positive is not None:
             positive = bool(extreme and not negative and self._dp(context, feedback, fb_text))
         rho = reward_from_test(extreme, negative, self.alpha, positive, self.definitely_negative is not None)  # Eq. 4
+        rho *= strength  # < 1 only for soft rewards in mixed groups (GroupTest)
 
         if update:
             self._decoder.update(user, fb_key, weight)
             self.n_learned += 1
+            self._weight_seen += weight
+            self._weight_inferred += weight * (rho != 0.0)
+            if self.n_learned == self.patience or (self.n_learned > self.patience and self.n_learned % self.patience == 0):
+                for message in self.diagnostics():
+                    kind = message.split(" ", 3)[:3]  # one warning of each kind
+                    if tuple(kind) not in self._warned:
+                        self._warned.add(tuple(kind))
+                        warnings.warn(message, InferenceWarning, stacklevel=4)
         self.last = {
             "ik_probability": ik_probability,
             "prior": prior,
@@ -384,7 +417,7 @@ class IGLP(Estimator):
 
     def group_ratios(self) -> dict:
         """Each group code's current mean P̂(a|x,y)/P̂(a|x) (the quantity the group test uses)."""
-        return {c: (s[0] / s[1] if s[1] else float("nan")) for c, s in sorted(self._group_stats.items())}
+        return self._test.ratios()
 
     def embedding(self, users: Iterable[str] = (), feedback: Iterable[str] = ()):
         """The decoder's coordinates of users and feedback keys (for plots like the paper's Fig. 2)."""
@@ -392,6 +425,33 @@ class IGLP(Estimator):
             {u: self._decoder.user_score(u).tolist() for u in users},
             {f: (None if (v := self._decoder.feedback_score(f)) is None else v.tolist()) for f in feedback},
         )
+
+    def diagnostics(self) -> list:
+        """What looks wrong with the inference so far, in words (empty when nothing does).
+
+        - nothing inferred after ``patience`` events: the feedback may not depend on the
+          action, the user namespace may not name the users (conventions then cannot be
+          told apart), or there are too few events yet;
+        - rewards inferred for more than half of the events under the synthetic uniform
+          policy: the rare-reward assumption IGL-P rests on does not hold for this
+          feedback (a signal users give on most items), and the inferred reward is suspect.
+        """
+        out = []
+        if self.n_learned >= self.patience and self._weight_inferred == 0:
+            out.append(
+                f"no reward inferred after {self.n_learned:,} events: either the feedback does not depend on the "
+                f"item shown, or whose feedback it is cannot be told (is '{self.user_namespace}' the namespace that "
+                "names the user? users seen once each who disagree on what their feedback means cannot be "
+                "decoded), or there are too few events yet"
+            )
+        share = self._weight_inferred / self._weight_seen if self._weight_seen else 0.0
+        if self.n_learned >= self.patience and share > 0.5:
+            out.append(
+                f"a reward was inferred for {share:.0%} of events (weighted to the uniform policy): IGL-P assumes "
+                "rewards are rare under uniform play, and this feedback looks like a signal users give on most "
+                "items; the inferred reward is suspect"
+            )
+        return out
 
     @property
     def decoder(self) -> CommunicationDecoder:
@@ -435,9 +495,11 @@ class IGLP(Estimator):
         config = {"format_version": _FORMAT_VERSION, "params": params, "cb_full_args": self._cb_full_args}
         state = {
             "decoder": self._decoder.get_state(),
-            "group_stats": self._group_stats,
+            "group_stats": self._test.get_state(),
             "rng": self._rng.bit_generator.state,
             "n_learned": self.n_learned,
+            "weight_seen": self._weight_seen,
+            "weight_inferred": self._weight_inferred,
         }
         write_json(directory / "config.json", config)
         write_json(directory / "state.json", state)
@@ -488,9 +550,11 @@ class IGLP(Estimator):
             if not isinstance(state, dict) or set(_STATE_KEYS) - set(state):
                 raise ValueError(f"must hold {', '.join(_STATE_KEYS)}")
             decoder = CommunicationDecoder.from_state(state["decoder"])
-            group_stats = {str(k): [float(v[0]), float(v[1])] for k, v in state["group_stats"].items()}
+            self._test.set_state(state["group_stats"])
             self._rng.bit_generator.state = state["rng"]
             n_learned = int(state["n_learned"])
+            self._weight_seen = float(state.get("weight_seen", 0.0))
+            self._weight_inferred = float(state.get("weight_inferred", 0.0))
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as err:
             raise modeldir.ModelDirError(f"{state_path}: not a learner state this version can read ({err})") from None
         self._ik = _IK[self.ik_model].load(
@@ -500,7 +564,6 @@ class IGLP(Estimator):
         if self._cb_full_args is not None:
             self._cb = (self.cb or WorkspaceCB)(self._cb_full_args, directory / "cb.model")
         self._decoder = decoder
-        self._group_stats = group_stats
         self.n_learned = n_learned
 
     def __getstate__(self):

@@ -20,6 +20,7 @@ import csv
 import json
 import os
 import time
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Iterable, Optional, Sequence
 
 from . import modeldir
 from .cb import DriverCB, peak_rss_mb
-from .learner import IGLP
+from .learner import IGLP, InferenceWarning
 from .logs import (
     DEFINITELY_BAD,
     MAX_ACTIONS,
@@ -63,6 +64,7 @@ class ReplaySummary:
     action_set_changes: int = 0  # events whose action set differs from the previous event's
     seconds: float = 0.0
     errors: list = field(default_factory=list)  # first few skipped bad lines
+    warnings: list = field(default_factory=list)  # what looks wrong with the inference (IGLP.diagnostics)
     peak_rss_mb: float = 0.0  # this process
     driver_peak_rss_mb: float = 0.0  # VW's driver (the CB)
 
@@ -97,6 +99,7 @@ class ReplaySummary:
             },
             "seconds": self.seconds,
             "errors": self.errors,
+            "warnings": self.warnings,
             "peak_rss_mb": self.peak_rss_mb,
             "driver_peak_rss_mb": self.driver_peak_rss_mb,
         }
@@ -107,6 +110,7 @@ class ReplaySummary:
         out.rewards = Counter({float(k): v for k, v in d["rewards"].items()})
         out.by_feedback = {fb: Counter({float(k): v for k, v in c.items()}) for fb, c in d["by_feedback"].items()}
         out.errors = list(d.get("errors", []))
+        out.warnings = list(d.get("warnings", []))
         out.action_set_changes = d.get("action_set_changes", 0)
         out.peak_rss_mb = d.get("peak_rss_mb", 0.0)
         out.driver_peak_rss_mb = d.get("driver_peak_rss_mb", 0.0)
@@ -129,6 +133,8 @@ class ReplaySummary:
                 lines.append(f"  ... and {len(ranked) - top} more feedback values")
         for err in self.errors:
             lines.append(f"skipped: {err}")
+        for message in self.warnings:
+            lines.append(f"warning: {message}")
         if self.action_set_changes > 0.01 * self.events:
             lines.append(
                 f"warning: the action set changed between consecutive events {self.action_set_changes:,} times. "
@@ -291,6 +297,9 @@ class _Replay:
         failure: Optional[LogError] = None
         stopped = False
         last_actions = None
+        watch = warnings.catch_warnings()  # the learner's warnings mid-run; the summary has the final word
+        watch.__enter__()
+        warnings.simplefilter("ignore", InferenceWarning)
         try:
             for event in stream:
                 if limit is not None and summary.events >= limit:
@@ -331,10 +340,12 @@ class _Replay:
                 driver.kill()
             raise
         finally:
+            watch.__exit__(None, None, None)
             if bar is not None:
                 bar.close()
             if tracer:
                 tracer.close()
+        summary.warnings = learner.diagnostics()
         self._account(summary, started, elapsed_before, bad_before, errors_before)
         if failure is not None or stopped:  # resumable from here
             self._save(complete=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 
@@ -74,3 +75,112 @@ def reward_from_test(
     if definitely_positive is None or definitely_positive:
         return 1.0
     return 0.0 if negative_oracle else -1.0
+
+
+class GroupTest:
+    """Eq. 3 applied to groups of events with evidence: the extreme-event test IGL-P uses.
+
+    Each group (a decoder code: the events of (user, feedback) pairs that mean the same)
+    keeps the importance-weighted mean of P̂(a|x,y)/P̂(a|x) over its last ~``window``
+    units of weight (a uniform-policy event weighs 1: under an ε-greedy policy the
+    greedy events weigh ~0.1 and the window spans more of them, so the mean keeps the
+    same amount of information whatever the policy). A group turns extreme when the
+    mean exceeds ``threshold`` by ``confidence`` standard errors (and has at least
+    ``MIN_EVIDENCE`` effective events), and stays extreme until it falls below it by as
+    much: a sequential test with hysteresis. Before any group is confidently extreme
+    nothing is inferred, so a few noisy early ratios cannot make the CB greedy on
+    arbitrary actions, and a mean that wobbles once the policy is greedy does not
+    switch inference off (measured in ``docs/ik-design.md``).
+
+    **Mixed groups.** When users cannot be told apart (each seen once, some of them
+    speaking against the majority's convention), no group is pure: the majority
+    convention's group holds rewarded events and contrarians' unrewarded ones, and its
+    mean ratio stays below ``threshold`` even for a perfect IK. If after ``patience``
+    events no group is extreme but some group is confidently *informative* (its mean
+    ratio above ``1 + (threshold - 1) / 10``: its events point at particular actions,
+    which under the rare-reward assumption are the rewarded ones), its events get the
+    soft reward ``clip((ratio - 1) / (threshold - 1), 0, 1)`` of their own ratio (a
+    Lipschitz estimator, as in Zhang et al., NeurIPS 2024) instead of nothing.
+
+    >>> test = GroupTest(threshold=2.0, window=50, confidence=2.0)
+    >>> for _ in range(30):
+    ...     test.update("g0", 4.0, 1.0)
+    ...     test.update("g1", 1.0, 1.0)
+    >>> test.strength("g0", 4.0), test.strength("g1", 1.0)
+    (1.0, 0.0)
+    """
+
+    MIN_EVIDENCE = 10.0
+
+    def __init__(self, threshold: float = 2.0, window: int = 50, confidence: float = 2.0, patience: int = 5000):
+        self.threshold = float(threshold)
+        self.window = int(window)
+        self.confidence = float(confidence)
+        self.patience = int(patience)
+        self._informative = 1.0 + (self.threshold - 1.0) / 10.0
+        self._log_decay = math.log1p(-1.0 / self.window)
+        # code -> [Σw r, Σw, Σw r², Σw², extreme (0/1), informative (0/1)], decayed per unit weight
+        self._stats: dict = {}
+        self.events = 0
+
+    def _bounds(self, s):
+        mean = s[0] / s[1]
+        n_eff = s[1] * s[1] / s[3]
+        se = math.sqrt(max(s[2] / s[1] - mean * mean, 0.0) / n_eff)
+        return mean, n_eff, self.confidence * se
+
+    def extreme(self, code: str) -> bool:
+        """Whether ``code``'s group is extreme now (before this event's update)."""
+        s = self._stats.get(code)
+        return bool(s and s[4])
+
+    @property
+    def any_extreme(self) -> bool:
+        return any(s[4] for s in self._stats.values())
+
+    def strength(self, code: str, ratio: float) -> float:
+        """The inferred |reward| of an event of ``code``'s group with this ratio: 1 in an
+        extreme group, the soft reward in an informative group (mixed-group mode), else 0."""
+        s = self._stats.get(code)
+        if not s:
+            return 0.0
+        if s[4]:
+            return 1.0
+        if s[5] and self.events >= self.patience and not self.any_extreme:
+            return min(1.0, max(0.0, (ratio - 1.0) / (self.threshold - 1.0)))
+        return 0.0
+
+    def update(self, code: str, ratio: float, weight: float) -> None:
+        """Add one event's ratio P̂(a|x,y)/P̂(a|x) with its importance weight, and re-test the group."""
+        self.events += 1
+        s = self._stats.get(code)
+        if s is None:
+            s = self._stats[code] = [0.0, 0.0, 0.0, 0.0, 0, 0]
+        d = math.exp(self._log_decay * weight)
+        s[0] = s[0] * d + weight * ratio
+        s[1] = s[1] * d + weight
+        s[2] = s[2] * d + weight * ratio * ratio
+        s[3] = s[3] * d + weight * weight
+        mean, n_eff, margin = self._bounds(s)
+        enough = n_eff >= self.MIN_EVIDENCE
+        for flag, level in ((4, self.threshold), (5, self._informative)):
+            if s[flag]:  # stays unless confidently below (Eq. 3 on the upper bound)
+                s[flag] = int(is_extreme(mean + margin, 1.0, level))
+            else:  # turns on when confidently above (Eq. 3 on the lower bound)
+                s[flag] = int(enough and is_extreme(mean - margin, 1.0, level))
+
+    def ratios(self) -> dict:
+        """Each group's current mean ratio."""
+        return {c: (s[0] / s[1] if s[1] else float("nan")) for c, s in sorted(self._stats.items())}
+
+    def get_state(self) -> dict:
+        return {"events": self.events, "groups": {code: list(s) for code, s in self._stats.items()}}
+
+    def set_state(self, state: dict) -> None:
+        stats = {}
+        for code, s in state["groups"].items():
+            if len(s) != 6:
+                raise ValueError(f"group {code!r}: expected 6 statistics, got {len(s)}")
+            stats[str(code)] = [float(v) for v in s[:4]] + [int(s[4]), int(s[5])]
+        self._stats = stats
+        self.events = int(state["events"])

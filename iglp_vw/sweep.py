@@ -243,11 +243,10 @@ def _replay(job: dict, out: Path) -> dict:
         "inferred_negative_share": shares["-"],
     }
     if trace is not None:
-        truth = pd.read_csv(_local_copy(job["truth"], out))
-        both = pd.read_csv(trace).merge(truth, on="line")
-        inferred, true = both.inferred_reward > 0, both.reward > 0
-        metrics["precision"] = float((inferred & true).sum() / max(inferred.sum(), 1))
-        metrics["recall"] = float((inferred & true).sum() / max(true.sum(), 1))
+        from .sim.truth import inference_scores
+
+        scores = inference_scores(trace, _local_copy(job["truth"], out))
+        metrics["precision"], metrics["recall"] = scores["precision"], scores["recall"]
     return metrics
 
 

@@ -320,6 +320,20 @@ def namespace_of(features: Features, namespace: str) -> str:
     return format_namespaces({namespace: feats}).partition(" ")[2]
 
 
+def user_key(features: Features, namespaces) -> str:
+    """Whose feedback it is: the features of the user namespace(s) as one key ('' when absent).
+
+    ``namespaces``: a namespace name (its features, e.g. ``id=u17 country=fr``) or a list
+    of them (each feature prefixed with its namespace).
+
+    >>> user_key({"User": {"id": "u17"}, "Geo": {"country": "fr"}}, ["User", "Geo"])
+    'User:id=u17 Geo:country=fr'
+    """
+    if isinstance(namespaces, str):
+        return namespace_of(features, namespaces)
+    return " ".join(f"{ns}:{token}" for ns in namespaces for token in namespace_of(features, ns).split())
+
+
 def split_args(args: Union[str, Sequence[str], None]) -> list:
     """``"--epsilon 0.05 -q ::"`` or a list of tokens -> a list of tokens."""
     if args is None:

@@ -1,12 +1,16 @@
-"""Grounded simulation benchmark (issue 3 bar): IGL-P(2) vs oracle, naive, uniform, VW native IGL.
+"""Grounded simulation benchmark: IGL-P(2) against CBs fed the true reward, over seeds.
 
-Prints, per data set, the last-20% average TRUE reward of each learner, overall and
-split by normal / bizarro users, and IGL-P's ratio to the oracle (the strongest of
-a few CBs fed the true reward, one of them with IGL-P's own CB arguments).
+For each data set and seed, runs IGL-P and the oracle (a CB with IGL-P's own CB arguments
+fed the TRUE reward) on-policy and reports the last-20% true reward. With ``--seeds N``
+it prints, per data set, the distribution of IGL-P's ratio to the same seed's oracle:
+mean, median, worst, and the number of stalls (ratio < 0.5), and the absolute rewards.
+More learners (other oracles, naive, uniform, VW's native IGL) with ``--learners``.
 
-    python scripts/bench_grounded.py                       # digits (5 passes) + synthetic50k
-    python scripts/bench_grounded.py --datasets digits --users 50 --bizarro-share 0.2
-    python scripts/bench_grounded.py --igl extreme_test=event --igl prior=uniform   # ablations
+    python scripts/bench_grounded.py --seeds 30 --datasets digits            # issue 10 bars
+    python scripts/bench_grounded.py --seeds 30 --datasets digits --passes 3
+    python scripts/bench_grounded.py --seeds 12 --datasets synthetic50k
+    python scripts/bench_grounded.py --learners iglp oracle naive uniform vw-igl   # one seed, all
+    python scripts/bench_grounded.py --igl ik_args="-l 1" --igl confidence=1.0  # IGLP arguments
 
 Jobs run in parallel over the cores with joblib.
 """
@@ -17,6 +21,7 @@ import argparse
 import json
 import time
 
+import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
@@ -26,11 +31,12 @@ from iglp_vw.learner import DEFAULT_CB_ARGS
 from iglp_vw.sim import GroundedSimulation, load_dataset, run
 
 ORACLE_CB_ARGS = {
-    "oracle(igl-cb)": None,  # IGL-P's own CB arguments
+    "oracle": None,  # IGL-P's own CB arguments
     "oracle(eps-cubic)": "--cb_explore_adf --epsilon 0.05 -q :: --cubic xxA",
     "oracle(squarecb)": "--cb_explore_adf --squarecb -q :: --cubic xxA",
     "oracle(squarecb-g100)": "--cb_explore_adf --squarecb --gamma_scale 100 -q :: --cubic xxA",
 }
+STALL = 0.5  # a run below half the oracle's reward has not learned
 
 
 def _parse_value(text):
@@ -54,21 +60,22 @@ def make_learner(name, num_actions, sim, seed, igl_kwargs, cb_args):
     raise ValueError(name)
 
 
-def one_job(dataset, name, args, igl_kwargs):
-    X, y = load_dataset(dataset, seed=args.seed, path=args.covertype)
+def one_job(dataset, name, seed, args, igl_kwargs):
+    X, y = load_dataset(dataset, seed=seed, path=args.covertype)
     passes = args.passes if dataset == "digits" else 1
     sim = GroundedSimulation(
         X, y, n_users=args.users, n_words=args.words, bizarro_share=args.bizarro_share,
-        good_share=args.good_share, passes=passes, seed=args.seed,
+        good_share=args.good_share, passes=passes, seed=seed,
     )
-    learner = make_learner(name, sim.num_actions, sim, args.seed, igl_kwargs, args.cb_args)
+    learner = make_learner(name, sim.num_actions, sim, seed, igl_kwargs, args.cb_args)
     start = time.perf_counter()
-    trace = run(learner, sim, seed=args.seed, limit=args.limit)
+    trace = run(learner, sim, seed=seed, limit=args.limit)
     elapsed = time.perf_counter() - start
     tail = trace[trace.t >= int(0.8 * len(trace))]
     return {
         "dataset": dataset,
         "learner": name,
+        "seed": seed,
         "reward": tail.reward.mean(),
         "normal": tail[~tail.bizarro].reward.mean(),
         "bizarro": tail[tail.bizarro].reward.mean(),
@@ -77,42 +84,60 @@ def one_job(dataset, name, args, igl_kwargs):
     }
 
 
+def summarize(table: pd.DataFrame) -> pd.DataFrame:
+    """Per data set: IGL-P's ratio to the same seed's oracle, as a distribution over seeds."""
+    rows = []
+    for dataset, part in table.groupby("dataset", sort=False):
+        wide = part.pivot(index="seed", columns="learner", values="reward")
+        ratio = wide["iglp"] / wide["oracle"]
+        rows.append({
+            "dataset": dataset, "seeds": len(ratio), "iglp mean": wide["iglp"].mean(), "oracle mean": wide["oracle"].mean(),
+            "ratio mean": ratio.mean(), "ratio median": ratio.median(), "ratio worst": ratio.min(),
+            "worst seed": int(ratio.idxmin()), f"stalls (<{STALL})": int((ratio < STALL).sum()),
+            "iglp worst": wide["iglp"].min(),
+        })
+    return pd.DataFrame(rows)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=["digits", "synthetic50k"])
-    parser.add_argument("--learners", nargs="+", default=["iglp", *ORACLE_CB_ARGS, "naive", "uniform", "vw-igl"])
+    parser.add_argument("--learners", nargs="+", default=["iglp", "oracle"])
+    parser.add_argument("--seeds", type=int, default=1, help="number of seeds, from --seed on")
+    parser.add_argument("--seed", type=int, default=0, help="first seed")
     parser.add_argument("--passes", type=int, default=5, help="shuffled passes over digits")
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--words", type=int, default=100)
     parser.add_argument("--bizarro-share", type=float, default=0.5)
     parser.add_argument("--good-share", type=float, default=0.5)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None, help="stop each run after this many rounds")
     parser.add_argument("--cb-args", default=DEFAULT_CB_ARGS)
     parser.add_argument("--covertype", default=None, help="path of a local covtype.data(.gz)")
     parser.add_argument("--igl", action="append", default=[], metavar="KEY=VALUE", help="IGLP keyword argument")
     parser.add_argument("--jobs", type=int, default=-1)
-    parser.add_argument("--csv", default=None, help="also write the table here")
+    parser.add_argument("--csv", default=None, help="also write the per-run table here")
     args = parser.parse_args(argv)
     igl_kwargs = {k: _parse_value(v) for k, v in (item.split("=", 1) for item in args.igl)}
+    if "iglp" in args.learners and "oracle" not in args.learners:
+        args.learners.append("oracle")
 
-    jobs = [(d, name) for d in args.datasets for name in args.learners]
-    rows = Parallel(n_jobs=args.jobs)(delayed(one_job)(d, name, args, igl_kwargs) for d, name in jobs)
+    seeds = range(args.seed, args.seed + args.seeds)
+    jobs = [(d, name, s) for d in args.datasets for s in seeds for name in args.learners]
+    start = time.perf_counter()
+    rows = Parallel(n_jobs=args.jobs)(delayed(one_job)(d, name, s, args, igl_kwargs) for d, name, s in jobs)
     table = pd.DataFrame(rows)
-    pd.set_option("display.width", 160)
-    print(f"# users={args.users} words={args.words} bizarro_share={args.bizarro_share} "
-          f"good_share={args.good_share} seed={args.seed} cb_args={args.cb_args!r} igl={igl_kwargs}")
-    print(table.round(3).to_string(index=False))
-    if "iglp" in args.learners and any(n.startswith("oracle") for n in args.learners):
+    pd.set_option("display.width", 200)
+    print(f"# passes={args.passes} users={args.users} words={args.words} bizarro_share={args.bizarro_share} "
+          f"good_share={args.good_share} seeds={args.seed}..{args.seed + args.seeds - 1} cb_args={args.cb_args!r} "
+          f"igl={igl_kwargs}  ({time.perf_counter() - start:.0f} s)")
+    if args.seeds == 1:
+        print(table.drop(columns="seed").round(3).to_string(index=False))
         print()
+    else:
         for d in args.datasets:
-            sub = table[table.dataset == d].set_index("learner")
-            oracle_name = sub.loc[[n for n in sub.index if n.startswith("oracle")], "reward"].idxmax()
-            o, i = sub.loc[oracle_name], sub.loc["iglp"]
-            print(
-                f"{d}: IGL-P(2)/oracle = {i.reward / o.reward:.3f} overall "
-                f"(normal {i.normal / o.normal:.3f}, bizarro {i.bizarro / o.bizarro:.3f}); oracle = {oracle_name}"
-            )
+            wide = table[table.dataset == d].pivot(index="seed", columns="learner", values="reward")
+            print(f"{d}: " + " ".join(f"{s}:{r:.3f}" for s, r in wide["iglp"].items()))
+    print(summarize(table).round(3).to_string(index=False))
     if args.csv:
         table.to_csv(args.csv, index=False)
 

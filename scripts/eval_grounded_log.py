@@ -20,6 +20,8 @@ import sys
 import numpy as np
 import pandas as pd
 
+from iglp_vw.sim.truth import inference_scores
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -29,15 +31,12 @@ def main() -> None:
     parser.add_argument("--truth", required=True, help="`iglp-vw simulate ... --truth` CSV (gzip accepted).")
     args = parser.parse_args()
 
-    trace = pd.read_csv(args.trace)
+    scores = inference_scores(args.trace, args.truth)
+    print(f"events: {scores['events']:,}")
+    for name, suffix in (("all", ""), ("second half", "_second_half")):
+        print(f"inferred reward vs true reward ({name}): precision {scores['precision' + suffix]:.3f}  "
+              f"recall {scores['recall' + suffix]:.3f}")
     truth = pd.read_csv(args.truth)
-    both = trace.merge(truth, on="line")
-    print(f"events: {len(both):,} (trace {len(trace):,}, truth {len(truth):,})")
-    for name, part in (("all", both), ("second half", both.iloc[len(both) // 2:])):
-        inferred, true = part.inferred_reward == 1, part.reward == 1
-        precision = (true & inferred).sum() / max(inferred.sum(), 1)
-        recall = (true & inferred).sum() / max(true.sum(), 1)
-        print(f"inferred reward vs true reward ({name}): precision {precision:.3f}  recall {recall:.3f}")
     proc = subprocess.run([sys.executable, "-m", "iglp_vw.cli", "predict", "--model-dir", args.model_dir, args.log],
                           capture_output=True, text=True, check=True)
     preds = [json.loads(line) for line in io.StringIO(proc.stdout)]

@@ -128,7 +128,7 @@ def test_three_states_label_definitely_negative_extremes_minus_one_over_alpha(di
 
     bad_words = {f"w{i}" for i in range(5)}
     learner = IGLP(10, states=3, alpha=0.5, definitely_negative=bad_words, seed=0)
-    trace = _trace(learner, small_sim(digits, passes=2), 3000)
+    trace = _trace(learner, small_sim(digits, passes=2), 3594)
     extremes = [(rho, last, w) for _, rho, last, w in trace if last["extreme"]]
     assert len(extremes) > 50
     for rho, last, word in extremes:

@@ -37,7 +37,7 @@ def test_unknown_user_and_feedback(digits):
     _feed(decoder, sim, 500)
     assert decoder.code("never-seen", "never-said") == "u"
     assert decoder.code("never-seen", "w1") in ("g0", "g1")
-    np.testing.assert_array_equal(decoder.user_score("never-seen"), decoder._typical)
+    np.testing.assert_array_equal(decoder.user_score("never-seen"), decoder.prior_score())
 
 
 def test_state_round_trip_continues_identically(digits):
@@ -53,5 +53,29 @@ def test_state_round_trip_continues_identically(digits):
 def test_bad_params():
     with pytest.raises(ValueError, match="dims"):
         CommunicationDecoder(dims=0)
-    with pytest.raises(ValueError, match="center"):
-        CommunicationDecoder(center="median")
+    with pytest.raises(ValueError, match="shrinkage"):
+        CommunicationDecoder(shrinkage=0)
+
+
+@pytest.mark.parametrize("bizarro_share, convention", [(0.0, True), (0.2, True), (0.5, False)])
+def test_users_seen_once_get_the_population_convention(bizarro_share, convention):
+    """4,000 users, one event each, uniform play: the shared convention (if any) is found, and
+    a user never seen gets it; with half the users speaking against the other half there is
+    none to find, and the prior carries no sign worth trusting."""
+    rng = np.random.default_rng(0)
+    n_words, users = 20, 4000
+    good = np.arange(n_words) < n_words // 2
+    decoder = CommunicationDecoder(dims=1)
+    for u in range(users):
+        bizarro = rng.random() < bizarro_share
+        reward = rng.random() < 0.1
+        pool = np.flatnonzero(good if reward != bizarro else ~good)
+        decoder.update(f"u{u}", f"w{rng.choice(pool)}", 1.0)
+    decoder.refit()
+    codes = np.array([decoder.code("new user", f"w{w}") for w in range(n_words)])
+    separated = len(set(codes[good])) == 1 and len(set(codes[~good])) == 1 and codes[0] != codes[-1]
+    prior = abs(decoder.prior_score()[0])
+    if convention:
+        assert separated and prior > 0.02
+    else:
+        assert prior < 0.02

@@ -26,16 +26,16 @@ def _play(learner, rounds, sim, start):
 
 
 def test_continued_training_after_reload_matches_uninterrupted(digits, tmp_path):
-    sim = small_sim(digits, passes=1)
+    sim = small_sim(digits, passes=2)
     straight = IGLP(10, seed=5, decoder_args={"refit_every": 100})
-    first = _play(straight, 400, sim, 0)
-    rest_straight = _play(straight, 400, sim, 400)
+    first = _play(straight, 1800, sim, 0)
+    rest_straight = _play(straight, 900, sim, 1800)
 
     resumed = IGLP(10, seed=5, decoder_args={"refit_every": 100})
-    assert _play(resumed, 400, sim, 0) == first
+    assert _play(resumed, 1800, sim, 0) == first
     resumed.save(tmp_path / "ckpt")
     reloaded = IGLP.load(tmp_path / "ckpt")
-    assert _play(reloaded, 400, sim, 400) == rest_straight
+    assert _play(reloaded, 900, sim, 1800) == rest_straight
     assert sum(r for _, _, r in rest_straight) > 0  # the stretch compared actually learned something
 
     straight.save(tmp_path / "a")

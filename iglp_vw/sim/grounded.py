@@ -84,9 +84,15 @@ class GroundedSimulation:
         Shuffled passes over the rows.
     seed
         Seeds user types, word types, row order, user draws and word draws.
+    segments
+        0: users carry only an id. ``S > 0``: each user also belongs to one of ``S``
+        segments (a ``country`` feature of the ``User`` namespace, user ``u`` in
+        ``c{u % S}``), and the convention is the segment's: users of odd segments are
+        bizarro (``bizarro_share`` is then ignored).
     """
 
-    def __init__(self, X, y, n_users=100, n_words=100, bizarro_share=0.5, good_share=0.5, passes=1, seed=0):
+    def __init__(self, X, y, n_users=100, n_words=100, bizarro_share=0.5, good_share=0.5, passes=1, seed=0,
+                 segments=0):
         X = np.asarray(X, float)
         y = np.asarray(y, int)
         if len(X) != len(y):
@@ -96,11 +102,14 @@ class GroundedSimulation:
                 f"`bizarro_share` must be in [0, 1] and `good_share` in (0, 1), got {bizarro_share}, {good_share}"
             )
         self.n_users, self.n_words, self.passes, self.seed = int(n_users), int(n_words), int(passes), seed
+        self.segments = int(segments)
         self.num_actions = int(y.max()) + 1
         rng = np.random.default_rng(seed)
         n_bizarro = int(round(bizarro_share * n_users))
         self.bizarro = np.zeros(n_users, bool)
         self.bizarro[rng.permutation(n_users)[:n_bizarro]] = True
+        if self.segments:
+            self.bizarro = (np.arange(n_users) % self.segments) % 2 == 1
         n_good = max(1, min(n_words - 1, int(round(good_share * n_words))))
         self.good = np.zeros(n_words, bool)
         self.good[rng.permutation(n_words)[:n_good]] = True
@@ -110,7 +119,6 @@ class GroundedSimulation:
         self._rows = [{f"f{j}": float(v) for j, v in enumerate(row) if v != 0.0} for row in X]
         self.actions = [{"Action": {"id": str(k)}} for k in range(self.num_actions)]
         self._word_of = {f"w{i}": i for i in range(n_words)}
-        self._user_of = {f"u{i}": i for i in range(n_users)}
 
     def __len__(self) -> int:
         return self.passes * len(self._y)
@@ -122,8 +130,9 @@ class GroundedSimulation:
             order = rng.permutation(len(self._y))
             users = rng.integers(self.n_users, size=len(order))
             for i, u in zip(order, users):
+                user = {"id": f"u{u}", "country": f"c{u % self.segments}"} if self.segments else {"id": f"u{u}"}
                 yield {
-                    "context": {"User": {"id": f"u{u}"}, "x": self._rows[i]},
+                    "context": {"User": user, "x": self._rows[i]},
                     "actions": self.actions,
                     "label": int(self._y[i]),
                     "user": int(u),
@@ -141,7 +150,7 @@ class GroundedSimulation:
     # Reward functions a baseline CB can be given (same signature as an oracle).
     def true_reward(self, context: dict, feedback: dict) -> float:
         """The latent reward, decoded with the hidden user and word types (the oracle)."""
-        user = self._user_of[context["User"]["id"]]
+        user = int(context["User"]["id"][1:])
         word = self._word_of[feedback["Feedback"]["word"]]
         return float(self.good[word] != self.bizarro[user])
 
