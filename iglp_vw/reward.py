@@ -119,6 +119,7 @@ class GroupTest:
         self.patience = int(patience)
         self._informative = 1.0 + (self.threshold - 1.0) / 10.0
         self._log_decay = math.log1p(-1.0 / self.window)
+        self._log_decay_long = math.log1p(-1.0 / (10 * self.window))
         # code -> [Σw r, Σw, Σw r², Σw², extreme (0/1), informative (0/1)], decayed per unit weight
         self._stats: dict = {}
         self.events = 0
@@ -155,19 +156,20 @@ class GroupTest:
         self.events += 1
         s = self._stats.get(code)
         if s is None:
-            s = self._stats[code] = [0.0, 0.0, 0.0, 0.0, 0, 0]
-        d = math.exp(self._log_decay * weight)
-        s[0] = s[0] * d + weight * ratio
-        s[1] = s[1] * d + weight
-        s[2] = s[2] * d + weight * ratio * ratio
-        s[3] = s[3] * d + weight * weight
-        mean, n_eff, margin = self._bounds(s)
-        enough = n_eff >= self.MIN_EVIDENCE
+            s = self._stats[code] = [0.0, 0.0, 0.0, 0.0, 0, 0, 0.0, 0.0, 0.0, 0.0]
+        for base, log_decay in ((0, self._log_decay), (6, self._log_decay_long)):
+            d = math.exp(log_decay * weight)
+            s[base] = s[base] * d + weight * ratio
+            s[base + 1] = s[base + 1] * d + weight
+            s[base + 2] = s[base + 2] * d + weight * ratio * ratio
+            s[base + 3] = s[base + 3] * d + weight * weight
+        short, long = self._bounds(s[0:4]), self._bounds(s[6:10])
         for flag, level in ((4, self.threshold), (5, self._informative)):
-            if s[flag]:  # stays unless confidently below (Eq. 3 on the upper bound)
-                s[flag] = int(is_extreme(mean + margin, 1.0, level))
-            else:  # turns on when confidently above (Eq. 3 on the lower bound)
-                s[flag] = int(enough and is_extreme(mean - margin, 1.0, level))
+            if s[flag]:  # stays unless confidently below on both horizons (Eq. 3 on the upper bounds)
+                s[flag] = int(any(is_extreme(mean + margin, 1.0, level) for mean, _, margin in (short, long)))
+            else:  # turns on when confidently above on either (Eq. 3 on a lower bound)
+                s[flag] = int(any(n_eff >= self.MIN_EVIDENCE and is_extreme(mean - margin, 1.0, level)
+                                  for mean, n_eff, margin in (short, long)))
 
     def ratios(self) -> dict:
         """Each group's current mean ratio."""
@@ -179,8 +181,8 @@ class GroupTest:
     def set_state(self, state: dict) -> None:
         stats = {}
         for code, s in state["groups"].items():
-            if len(s) != 6:
-                raise ValueError(f"group {code!r}: expected 6 statistics, got {len(s)}")
-            stats[str(code)] = [float(v) for v in s[:4]] + [int(s[4]), int(s[5])]
+            if len(s) != 10:
+                raise ValueError(f"group {code!r}: expected 10 statistics, got {len(s)}")
+            stats[str(code)] = [float(v) for v in s[:4]] + [int(s[4]), int(s[5])] + [float(v) for v in s[6:]]
         self._stats = stats
         self.events = int(state["events"])

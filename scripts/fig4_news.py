@@ -10,9 +10,11 @@ For each learner and outlet, over the second half of the rounds: the fraction of
 recommendations with latent r = +1 and with r = -1. Expected: IGL-P(3) even across the
 groups; the hand-weighted CBs uneven, some groups getting more r = -1 content.
 
-Writes to --out: fig4.csv, fig4.png.
+Writes to --out: fig4.csv, fig4.png. With ``--seeds N`` (N > 1) it runs IGL-P(3) alone for N
+seeds and prints the distribution of its shares instead.
 
     python scripts/fig4_news.py --out out/fig4 --seed 0
+    python scripts/fig4_news.py --seeds 4 [--shuffle]
 """
 
 from __future__ import annotations
@@ -37,11 +39,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="out/fig4")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, default=1, help="N > 1: IGL-P(3) alone over seeds --seed.. --seed+N-1")
     parser.add_argument("--rounds", type=int, default=40000)
     parser.add_argument("--alpha", type=float, default=0.5)
     parser.add_argument("--shuffle", action="store_true",
                         help="New article order every round; IGL-P then uses the action-feature IK.")
     args = parser.parse_args()
+    if args.seeds > 1:
+        return over_seeds(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -85,6 +90,30 @@ def main() -> None:
     fig.tight_layout()
     fig.savefig(out / "fig4.png", dpi=120)
     plt.close(fig)
+
+
+def _igl_shares(seed, rounds, alpha, shuffle):
+    sim = NewsSimulation(rounds=rounds, seed=seed, shuffle=shuffle)
+    learner = IGLP(sim.num_actions, states=3, alpha=alpha, definitely_negative={"angry"}, seed=seed,
+                   ik_model="features" if shuffle else "slot")
+    frame = play(learner, sim, seed=seed, keep=["outlet"])
+    tail = frame[frame.t >= len(frame) // 2]
+    return [{"seed": seed, "outlet": o, "r+1": (part.reward == 1).mean(), "r-1": (part.reward == -1).mean()}
+            for o, part in tail.groupby("outlet")]
+
+
+def over_seeds(args) -> None:
+    from joblib import Parallel, delayed
+
+    seeds = range(args.seed, args.seed + args.seeds)
+    rows = Parallel(n_jobs=-1)(delayed(_igl_shares)(s, args.rounds, args.alpha, args.shuffle) for s in seeds)
+    table = pd.DataFrame([r for part in rows for r in part])
+    per_seed = table.groupby("seed")[["r+1", "r-1"]].mean()
+    print(table.pivot(index="seed", columns="outlet", values=["r+1", "r-1"]).round(3).to_string())
+    print(f"IGL-P(3), {len(per_seed)} seeds{', shuffled' if args.shuffle else ''}: share r=+1 mean "
+          f"{per_seed['r+1'].mean():.3f} (seeds {per_seed['r+1'].min():.3f}-{per_seed['r+1'].max():.3f}), "
+          f"worst outlet {table['r+1'].min():.3f}; share r=-1 mean {per_seed['r-1'].mean():.3f}, "
+          f"worst outlet {table['r-1'].max():.3f}")
 
 
 if __name__ == "__main__":
