@@ -82,12 +82,13 @@ class GroupTest:
 
     Each group (a decoder code: the events of (user, feedback) pairs that mean the same)
     keeps the importance-weighted mean of P̂(a|x,y)/P̂(a|x) over its last ~``window``
-    units of weight (a uniform-policy event weighs 1: under an ε-greedy policy the
-    greedy events weigh ~0.1 and the window spans more of them, so the mean keeps the
-    same amount of information whatever the policy). A group turns extreme when the
-    mean exceeds ``threshold`` by ``confidence`` standard errors (and has at least
-    ``MIN_EVIDENCE`` effective events), and stays extreme until it falls below it by as
-    much: a sequential test with hysteresis. Before any group is confidently extreme
+    units of weight, and over ~10 x ``window`` (a uniform-policy event weighs 1: under an
+    ε-greedy policy the greedy events weigh ~0.1 and the window spans more of them, so the
+    mean keeps the same amount of information whatever the policy). A group turns extreme
+    when either mean exceeds ``threshold`` by ``confidence`` standard errors (with at least
+    ``MIN_EVIDENCE`` effective events), and stays extreme until both fall below it by as
+    much: a sequential test with hysteresis. The short horizon reacts fast, the long one
+    gathers persistent moderate evidence. Before any group is confidently extreme
     nothing is inferred, so a few noisy early ratios cannot make the CB greedy on
     arbitrary actions, and a mean that wobbles once the policy is greedy does not
     switch inference off (measured in ``docs/ik-design.md``).
