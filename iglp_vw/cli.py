@@ -78,9 +78,9 @@ LEARNER = _options(
                       "for every context namespace c and action namespace a, -q ca and --cubic cca; with any of "
                       "them, yours replace these."),
     click.option("--ik-args", default=None, help="Extra VW arguments of the IK models (e.g. '--power_t 0.3')."),
-    click.option("--ik-model", type=click.Choice(["slot", "features"]), default="slot", show_default=True,
-                 help="IK over the action's position (--oaa K) or over the candidates' features (--csoaa_ldf), "
-                      "for action sets whose items change from event to event."),
+    click.option("--ik-model", type=click.Choice(["features", "slot"]), default="features", show_default=True,
+                 help="IK over the candidates' features (VW --csoaa_ldf: any action set, of any size and order), "
+                      "or over the action's position (--oaa K: a fixed catalogue in a fixed order only)."),
 )
 
 LOGS = _options(
@@ -170,7 +170,7 @@ def grounded(dataset, covertype_path, passes, users, words, bizarro_share, segme
                    "the paper's footnote 1).")
 @LEARNER
 @click.option("--num-actions", type=click.IntRange(2), default=None,
-              help="Largest action set (IK classes); default: the first event's.")
+              help="With --ik-model slot: the number of slots (IK classes); default: the first event's action count.")
 @click.option("--max-actions", type=click.IntRange(2), default=None,
               help="Events with more candidates are bad lines (default 1024).")
 @click.option("--seed", type=int, default=0, show_default=True)

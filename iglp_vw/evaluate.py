@@ -56,18 +56,23 @@ def feedback_signals(feedback: str) -> set:
 def _collect(learner: IGLP, paths, feedback_namespace: str, group_by: Optional[str]):
     pmfs, actions, probs, signals, groups = [], [], [], [], []
     for event in LogStream(paths, None, feedback_namespace):
+        if event.action is None:  # no logged action: nothing to evaluate
+            continue
         err = check_action_count(event.path, event.line, len(event.actions), learner.num_actions)
         if err is not None:
             raise err
-        pmf = learner.predict(event.context, event.actions)
-        pmfs.append(pmf + [0.0] * (learner.num_actions - len(pmf)))
+        pmfs.append(learner.predict(event.context, event.actions))
         actions.append(event.action)
         probs.append(event.prob)
         signals.append(feedback_signals(event.feedback))
         groups.append(namespace_of(event.context, group_by) if group_by else "all")
     if not actions:
         raise ValueError(f"no events in {', '.join(map(str, paths))}")
-    return np.asarray(pmfs), np.asarray(actions), np.asarray(probs), signals, np.asarray(groups, dtype=object)
+    width = max(len(p) for p in pmfs)  # action sets of any size: padded with probability 0
+    pi = np.zeros((len(pmfs), width))
+    for i, pmf in enumerate(pmfs):
+        pi[i, : len(pmf)] = pmf
+    return pi, np.asarray(actions), np.asarray(probs), signals, np.asarray(groups, dtype=object)
 
 
 def _estimates(pi, a, p, y, q):

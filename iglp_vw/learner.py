@@ -120,7 +120,10 @@ class IGLP(Estimator):
     Parameters
     ----------
     num_actions
-        K, the number of actions (the IK's classes); action sets may be smaller.
+        Only for ``ik_model="slot"``: K, the number of action slots (the IK's classes);
+        action sets may be smaller. Otherwise unneeded: each event brings its own action
+        set, of any size and order, and its importance weight uses its own size |A_t|
+        (the paper's footnote 2).
     states
         2 or 3 latent reward states.
     alpha
@@ -142,8 +145,11 @@ class IGLP(Estimator):
     ik_args
         Extra VW arguments for the IK models.
     ik_model
-        ``"slot"``: the IK predicts the action's position (``--oaa K``); ``"features"``:
-        it scores the candidates' features (``--csoaa_ldf``), for changing action sets.
+        ``"features"`` (default): the IK scores the candidates by their features (VW
+        ``--csoaa_ldf``), so a catalogue in a fixed order and candidates that change from
+        round to round, in number or in order, are all learned alike. ``"slot"``: it
+        predicts the action's position among ``num_actions`` (``--oaa K``), for a fixed
+        catalogue in a fixed order only.
     user_namespace
         The context namespace that says whose feedback it is, or a list of them. All its
         features together are the user's key; with several features (an id and segment
@@ -172,7 +178,7 @@ class IGLP(Estimator):
 
     def __init__(
         self,
-        num_actions: int,
+        num_actions: Optional[int] = None,
         states: int = 2,
         alpha: float = 1.0,
         definitely_negative=None,
@@ -181,7 +187,7 @@ class IGLP(Estimator):
         seed: int = 0,
         cb_args: str = DEFAULT_CB_ARGS,
         ik_args: Optional[str] = None,
-        ik_model: str = "slot",
+        ik_model: str = "features",
         user_namespace: str = "User",
         extreme_test: str = "group",
         prior: str = "learned",
@@ -191,9 +197,11 @@ class IGLP(Estimator):
         decoder_args: Optional[dict] = None,
         cb: Optional[Callable] = None,
     ):
-        if isinstance(num_actions, bool) or not isinstance(num_actions, (int, np.integer)) or \
-                not 2 <= num_actions <= MAX_NUM_ACTIONS:
-            raise ValueError(f"`num_actions` must be an int in [2, {MAX_NUM_ACTIONS}], got {num_actions!r}")
+        if num_actions is not None and (isinstance(num_actions, bool) or not isinstance(num_actions, (int, np.integer))
+                                        or not 2 <= num_actions <= MAX_NUM_ACTIONS):
+            raise ValueError(f"`num_actions` must be None or an int in [2, {MAX_NUM_ACTIONS}], got {num_actions!r}")
+        if num_actions is None and ik_model == "slot":
+            raise ValueError("ik_model='slot' predicts the action's position among `num_actions` slots: give num_actions")
         if states not in (2, 3):
             raise ValueError(f"`states` must be 2 or 3, got {states!r}")
         if not isinstance(alpha, (int, float)) or not 0 < alpha <= 1:
@@ -227,7 +235,7 @@ class IGLP(Estimator):
         for name, value in (("cb_args", cb_args), ("ik_args", ik_args)):
             if value is not None:
                 check_model_args(value, f"`{name}`")
-        self.num_actions = int(num_actions)
+        self.num_actions = None if num_actions is None else int(num_actions)
         self.states = states
         self.alpha = float(alpha)
         self.definitely_negative = definitely_negative
@@ -277,7 +285,7 @@ class IGLP(Estimator):
     def _action_texts(self, actions) -> list:
         if isinstance(actions, (str, bytes)) or not isinstance(actions, Sequence) or not actions:
             raise ValueError("`actions` must be a non-empty list of per-action features")
-        if len(actions) > self.num_actions:
+        if self.num_actions is not None and len(actions) > self.num_actions:
             raise ValueError(f"`actions` has {len(actions)} entries, more than num_actions={self.num_actions}")
         if type(actions) is VWTexts:  # checked by the log readers
             return actions
@@ -330,9 +338,10 @@ class IGLP(Estimator):
 
     def _reward(self, context, num_candidates, action, prob, feedback, actions, update: bool) -> float:
         ctx_text = format_namespaces(context, "context")
+        most = self.num_actions or MAX_NUM_ACTIONS
         if isinstance(num_candidates, bool) or not isinstance(num_candidates, (int, np.integer)) or \
-                not 0 < num_candidates <= self.num_actions:
-            raise ValueError(f"`num_candidates` must be in [1, {self.num_actions}], got {num_candidates!r}")
+                not 0 < num_candidates <= most:
+            raise ValueError(f"`num_candidates` must be in [1, {most}], got {num_candidates!r}")
         if actions is None:
             if self.ik_model == "features":
                 raise ValueError("ik_model='features' needs the event's `actions`")
@@ -364,7 +373,9 @@ class IGLP(Estimator):
         else:
             ik_probability, learned_prior = self._ik.predict(ctx_text, code, action, action_texts)
         prior = learned_prior if self.prior == "learned" else 1.0 / k
-        ratio = ik_probability / max(prior, 1e-12)
+        # At most K: P̂(a|x,y) <= 1 against the uniform prior 1/K; above that a learned prior near
+        # 0 is estimation error, and one such ratio (1e11 was seen) would rule a group's mean.
+        ratio = min(ik_probability / max(prior, 1e-12), float(k))
         strength = 1.0
         if code == "u":
             # Not grouped yet: infer nothing rather than guess. Early false positives

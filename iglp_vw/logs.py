@@ -20,9 +20,11 @@ The labelled line is the action shown, ``index:cost:probability``; the feedback
 is the shared line's ``Feedback`` namespace (``feedback_namespace``), taken out of
 the context. No feedback namespace means "no feedback" (:data:`NO_FEEDBACK`).
 
-DSJSON (Decision Service logs, the input of VW's ``--dsjson``): one JSON object per
-line, ``c`` the context with ``_multi`` the actions, ``_labelIndex`` (0-based; else
-``_label_Action``, 1-based) the action shown, ``_label_probability`` its probability,
+DSJSON (Decision Service logs, the input of VW's ``--dsjson``; also VW's own ``--json``
+ADF lines, whose context is the object itself and whose labels are ``_label_Cost`` and
+``_label_Probability``): one JSON object per line, ``c`` the context with ``_multi`` the
+actions, ``_labelIndex`` (0-based; else ``_label_Action``, 1-based) the action shown,
+``_label_probability`` its probability,
 ``o`` the outcomes, each ``{"v": {...}, "_definitely_bad": bool}`` as for VW's
 ``--experimental_igl``. Features become VW text as VW's JSON parser names them: a
 string value ``"id": "u17"`` is the feature ``idu17``, a number ``"f": 0.3`` is
@@ -86,7 +88,8 @@ class Event:
 
     ``context`` and ``actions`` are VW text (namespaces, no labels; checked by the
     readers), ``action`` the index of the action shown, ``prob`` its logging
-    probability, ``feedback`` VW text. ``line``/``end_line``: its first and last line
+    probability (both ``None`` for an event without a label: VW scores such an event and
+    learns nothing from it, and so do the replay and the evaluation), ``feedback`` VW text. ``line``/``end_line``: its first and last line
     in ``path``; ``source``: the index of ``path`` in a :class:`~iglp_vw.stream.LogStream`.
     ``event_id``: DSJSON's ``EventId`` when there is one. ``raw`` keeps what the
     writers need to write the event back (the parsed JSON object; ``None`` for text).
@@ -140,9 +143,10 @@ MAX_EVENT_CHARS = 16 << 20
 MAX_JSON_DEPTH = 32
 
 
-def check_action_count(path, line: int, count: int, num_actions: int) -> Optional[LogError]:
-    """A :class:`LogError` when an event offers ``count`` actions, more than a model of ``num_actions`` knows."""
-    if count > num_actions:
+def check_action_count(path, line: int, count: int, num_actions: Optional[int]) -> Optional[LogError]:
+    """A :class:`LogError` when an event offers ``count`` actions, more than a model of ``num_actions``
+    slots knows (``None``: a model of any number of actions)."""
+    if num_actions is not None and count > num_actions:
         return LogError(path, line, "actions", f"{count} actions, more than the model's {num_actions} (--num-actions)")
     return None
 
@@ -280,11 +284,17 @@ def _check_features(path, line_no, text: str, where: str) -> Optional[LogError]:
 
 
 def _split_label(line: str):
-    """``'0:1:0.5 tag|Action a'`` -> ``('0:1:0.5', '|Action a')`` (label text, features)."""
+    """``'0:1:0.5 tag|Action a'`` -> ``('0:1:0.5', '|Action a')``: the label and the features, the
+    example's tag (VW: the label area's last word when it touches the ``|`` or starts with
+    ``'``) dropped, as it says nothing iglp-vw reads."""
     bar = line.find("|")
-    if bar < 0:
-        return line.strip(), ""
-    return line[:bar].strip(), line[bar:].rstrip()
+    area, feats = (line, "") if bar < 0 else (line[:bar], line[bar:].rstrip())
+    words = area.split()
+    if words and bar >= 0 and (words[-1].startswith("'") or not area[-1:].isspace()):
+        words = words[:-1]
+    elif words and words[-1].startswith("'"):
+        words = words[:-1]
+    return " ".join(words), feats
 
 
 def _parse_text_event(path, lines, first_line, feedback_namespace, feedback_from_cost) -> Union[Event, LogError]:
@@ -344,12 +354,10 @@ def _parse_text_event(path, lines, first_line, feedback_namespace, feedback_from
                 return LogError(path, line_no, "probability", f"{prob!r} is outside (0, 1]")
             labelled = i
         actions.append(feats)
-    if labelled is None:
-        return LogError(path, first_line, "label", "missing label: no action line carries index:cost:probability")
     has_feedback = bool(feedback_chunks)
     if has_feedback:
         feedback = VWText(" ".join(feedback_chunks))
-    elif feedback_from_cost:
+    elif feedback_from_cost and cost is not None:
         feedback = VWText(f"|{escape(feedback_namespace)} cost={cost:g}")
         has_feedback = True
     else:
@@ -434,12 +442,15 @@ def format_text_event(event: Event, cost: Optional[float] = None, feedback_names
     ctx = event.context
     if feedback_namespace is None and event.has_feedback and event.feedback != NO_FEEDBACK:
         ctx = f"{ctx} {event.feedback}".strip()
-    return "\n".join(adf_lines(ctx, event.actions, event.action, cb_label(cost, event.prob))) + "\n\n"
+    label = "" if event.action is None else cb_label(cost, event.prob)
+    return "\n".join(adf_lines(ctx, event.actions, event.action, label)) + "\n\n"
 
 
 # -------------------------------------------------------------------------- DSJSON
 
 _DS_METADATA = {"EventId", "ActionTaken", "Timestamp"}
+# VW's --json ADF spells two label fields with capitals; DSJSON does not.
+_VW_JSON_LABELS = {"_label_Cost": "_label_cost", "_label_Probability": "_label_probability"}
 
 
 def _number(value, where: str, path, line_no) -> str:
@@ -530,6 +541,9 @@ def _parse_dsjson_event(path, line, line_no, feedback_from_cost, max_actions=MAX
         )
     if obj.get("_skipLearn") is True:
         return None
+    if "c" not in obj and isinstance(obj.get("_multi"), list):  # VW's --json: the context at the top
+        obj = {"c": {k: v for k, v in obj.items() if not k.startswith("_label")},
+               **{_VW_JSON_LABELS.get(k, k): v for k, v in obj.items() if k.startswith("_label")}}
     c = obj.get("c")
     if not isinstance(c, dict):
         return LogError(path, line_no, "c", "missing context object 'c'")
@@ -542,11 +556,20 @@ def _parse_dsjson_event(path, line, line_no, feedback_from_cost, max_actions=MAX
     index = _int(obj.get("_labelIndex"))
     if index is None and "_labelIndex" in obj:
         return LogError(path, line_no, "_labelIndex", f"{obj['_labelIndex']!r} is not an integer")
-    if index is None:
+    if index is None and "_label_Action" in obj:
         action_id = _int(obj.get("_label_Action"))
         if action_id is None:
-            return LogError(path, line_no, "_labelIndex", "missing label: neither _labelIndex nor _label_Action")
+            return LogError(path, line_no, "_label_Action", f"{_short(obj['_label_Action'])} is not an integer")
         index = action_id - 1
+    if index is None:  # no label: an event to score, not to learn from (as VW reads it)
+        try:
+            context = _vw_text({k: v for k, v in c.items() if k != "_multi"}, "c", path, line_no)
+            actions = VWTexts(_vw_text(a, f"c._multi[{i}]", path, line_no) for i, a in enumerate(multi))
+            feedback, has_feedback = _outcomes(obj.get("o"), path, line_no)
+        except LogError as err:
+            return err
+        return Event(path, line_no, context, actions, None, None, feedback, None, has_feedback, raw=obj,
+                     end_line=line_no, event_id=_event_id(obj.get("EventId")))
     if not 0 <= index < len(multi):
         return LogError(path, line_no, "_labelIndex", f"action index {index} is out of range for {len(multi)} actions")
     prob = obj.get("_label_probability")
@@ -663,10 +686,10 @@ def format_dsjson_event(event: Event, cost: Optional[float] = None) -> str:
     and ``o`` is written before ``c`` (VW crashes on IGL events the other way round).
     """
     obj = dict(event.raw)
-    if cost is not None:
+    if cost is not None and event.action is not None:
         if "_original_label_cost" not in obj and event.cost is not None:
             obj["_original_label_cost"] = event.cost
-        obj["_label_cost"] = cost
+        obj["_label_Cost" if "_label_Cost" in obj else "_label_cost"] = cost
     if "o" in obj and "c" in obj:
         ordered = {k: v for k, v in obj.items() if k not in ("o", "c")}
         obj = {"o": obj["o"], **ordered, "c": obj["c"]}

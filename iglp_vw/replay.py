@@ -61,12 +61,14 @@ class ReplaySummary:
     rewards: Counter = field(default_factory=Counter)  # rho -> count
     by_feedback: dict = field(default_factory=dict)  # feedback text -> Counter(rho -> count)
     with_feedback: int = 0
+    unlabelled: int = 0  # events without a logged action (scored by VW, not learned from)
     action_set_changes: int = 0  # events whose action set differs from the previous event's
     seconds: float = 0.0
     errors: list = field(default_factory=list)  # first few skipped bad lines
     warnings: list = field(default_factory=list)  # what looks wrong with the inference (IGLP.diagnostics)
     peak_rss_mb: float = 0.0  # this process
     driver_peak_rss_mb: float = 0.0  # VW's driver (the CB)
+    slot_ik: bool = False  # the learner's IK is keyed by position (then changing action sets are warned about)
 
     def add(self, feedback: str, has_feedback: bool, rho: float) -> None:
         self.events += 1
@@ -92,6 +94,7 @@ class ReplaySummary:
             "events": self.events,
             "bad_lines": self.bad_lines,
             "with_feedback": self.with_feedback,
+            "unlabelled": self.unlabelled,
             "action_set_changes": self.action_set_changes,
             "rewards": {repr(float(k)): v for k, v in sorted(self.rewards.items())},
             "by_feedback": {
@@ -112,6 +115,7 @@ class ReplaySummary:
         out.errors = list(d.get("errors", []))
         out.warnings = list(d.get("warnings", []))
         out.action_set_changes = d.get("action_set_changes", 0)
+        out.unlabelled = d.get("unlabelled", 0)
         out.peak_rss_mb = d.get("peak_rss_mb", 0.0)
         out.driver_peak_rss_mb = d.get("driver_peak_rss_mb", 0.0)
         return out
@@ -124,6 +128,8 @@ class ReplaySummary:
             f"with feedback: {self.with_feedback:,}  time: {self.seconds:.1f} s  ({rate:,.0f} events/s)",
             _share_line("inferred reward", self.shares(), self.events),
         ]
+        if self.unlabelled:
+            lines.insert(1, f"events without a label (no logged action, not learned from): {self.unlabelled:,}")
         ranked = sorted(self.by_feedback.items(), key=lambda kv: -sum(kv[1].values()))
         if ranked:
             lines.append("per feedback value:")
@@ -135,12 +141,12 @@ class ReplaySummary:
             lines.append(f"skipped: {err}")
         for message in self.warnings:
             lines.append(f"warning: {message}")
-        if self.action_set_changes > 0.01 * self.events:
+        if self.action_set_changes > 0.01 * self.events and self.slot_ik:
             lines.append(
                 f"warning: the action set changed between consecutive events {self.action_set_changes:,} times. "
-                "The default IK predicts the action's position in the set (VW --oaa K), so it learns only where "
+                "--ik-model slot predicts the action's position in the set (VW --oaa K), so it learns only where "
                 "each position keeps its item (a fixed catalogue, or items always in the same order); for "
-                "changing sets use --ik-model features."
+                "changing sets use --ik-model features (the default)."
             )
         return "\n".join(lines)
 
@@ -252,7 +258,9 @@ class _Replay:
             stream.start = position
         else:
             params = dict(options["learner_params"])
-            k = params.pop("num_actions", None) or max(2, len(stream.first_event().actions))
+            k = params.pop("num_actions", None)
+            if k is None and params.get("ik_model", "features") == "slot":  # K slots: the first event's
+                k = max(2, len(stream.first_event().actions))
             if params.get("states", 2) == 3 and "dsjson" in stream.formats:
                 dn = params.get("definitely_negative")
                 if not callable(dn) and DEFINITELY_BAD not in (dn or ()):
@@ -305,6 +313,10 @@ class _Replay:
                 if limit is not None and summary.events >= limit:
                     stopped = True
                     break
+                if event.action is None:  # no logged action: nothing to learn
+                    summary.unlabelled += 1
+                    self.position = stream.position
+                    continue
                 err = check_action_count(event.path, event.line, len(event.actions), learner.num_actions)
                 if err is None:
                     try:
@@ -346,6 +358,7 @@ class _Replay:
             if tracer:
                 tracer.close()
         summary.warnings = learner.diagnostics()
+        summary.slot_ik = learner.ik_model == "slot"
         self._account(summary, started, elapsed_before, bad_before, errors_before)
         if failure is not None or stopped:  # resumable from here
             self._save(complete=False)
@@ -489,6 +502,12 @@ def label_log(model_dir, paths, out_path, on_bad_line: str = "fail", trace=None,
     try:
         with open(tmp, "w") as out:
             for event in stream:
+                fmt = stream.formats[event.source]
+                if event.action is None:  # nothing to label: written as it was
+                    out.write(format_text_event(event, None, None if keep_feedback else feedback_namespace)
+                              if fmt == "text" else format_dsjson_event(event))
+                    summary.unlabelled += 1
+                    continue
                 err = check_action_count(event.path, event.line, len(event.actions), learner.num_actions)
                 if err is None:
                     try:
@@ -501,7 +520,6 @@ def label_log(model_dir, paths, out_path, on_bad_line: str = "fail", trace=None,
                         raise err
                     summary.bad_lines += 1
                     continue
-                fmt = stream.formats[event.source]
                 out.write(format_text_event(event, -rho, None if keep_feedback else feedback_namespace)
                           if fmt == "text" else format_dsjson_event(event, -rho))
                 summary.add(event.feedback, event.has_feedback, rho)

@@ -99,8 +99,8 @@ class GroupTest:
     mean ratio stays below ``threshold`` even for a perfect IK. If after ``patience``
     events no group is extreme but some group is confidently *informative* (its mean
     ratio above ``1 + (threshold - 1) / 10``: its events point at particular actions,
-    which under the rare-reward assumption are the rewarded ones), its events get the
-    soft reward ``clip((ratio - 1) / (threshold - 1), 0, 1)`` of their own ratio (a
+    which under the rare-reward assumption are the rewarded ones), the events of the most
+    informative such group get the soft reward ``clip((ratio - 1) / (threshold - 1), 0, 1)`` of their own ratio (a
     Lipschitz estimator, as in Zhang et al., NeurIPS 2024) instead of nothing.
 
     >>> test = GroupTest(threshold=2.0, window=50, confidence=2.0)
@@ -148,9 +148,17 @@ class GroupTest:
             return 0.0
         if s[4]:
             return 1.0
-        if s[5] and self.events >= self.patience and not self.any_extreme:
+        if s[5] and self.events >= self.patience and not self.any_extreme and code == self._most_informative():
             return min(1.0, max(0.0, (ratio - 1.0) / (self.threshold - 1.0)))
         return 0.0
+
+    def _most_informative(self) -> str:
+        """The informative group whose mean ratio is highest (mixed-group mode uses that one only)."""
+        best, best_mean = None, -1.0
+        for code, s in self._stats.items():
+            if s[5] and s[1] > 0 and s[0] / s[1] > best_mean:
+                best, best_mean = code, s[0] / s[1]
+        return best
 
     def update(self, code: str, ratio: float, weight: float) -> None:
         """Add one event's ratio P̂(a|x,y)/P̂(a|x) with its importance weight, and re-test the group."""

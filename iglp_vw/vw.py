@@ -420,7 +420,8 @@ def cb_arguments(cb_args, context_text: str, action_texts: Sequence[str], seed: 
 
 # Flags VW does not keep in a model file (so a reload must pass them again); the rest of a
 # model's arguments (reductions, interactions, bits, ...) come back from the file.
-_NOT_KEPT = {"--quiet": 0, "--probabilities": 0, "--loss_function": 1, "--power_t": 1, "--l1": 1, "--l2": 1}
+_NOT_KEPT = {"--quiet": 0, "--probabilities": 0, "--loss_function": 1, "--power_t": 1, "-l": 1, "--learning_rate": 1,
+             "--l1": 1, "--l2": 1}
 
 
 def reload_args(args) -> list:

@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=40000)
     parser.add_argument("--alpha", type=float, default=0.5)
     parser.add_argument("--shuffle", action="store_true",
-                        help="New article order every round; IGL-P then uses the action-feature IK.")
+                        help="New article order every round (IGL-P's default IK scores the articles' features).")
     args = parser.parse_args()
     if args.seeds > 1:
         return over_seeds(args)
@@ -52,10 +52,8 @@ def main() -> None:
 
     sim = NewsSimulation(rounds=args.rounds, seed=args.seed, shuffle=args.shuffle)
     k = sim.num_actions
-    ik_model = "features" if args.shuffle else "slot"
     learners = {
-        "IGL-P(3)": IGLP(k, states=3, alpha=args.alpha, definitely_negative={"angry"}, seed=args.seed,
-                         ik_model=ik_model),
+        "IGL-P(3)": IGLP(states=3, alpha=args.alpha, definitely_negative={"angry"}, seed=args.seed),
         "CB-emoji": RewardCB(k, sim.emoji_reward, seed=args.seed),
         "CB-comment": RewardCB(k, sim.comment_reward, seed=args.seed),
     }
@@ -94,8 +92,7 @@ def main() -> None:
 
 def _igl_shares(seed, rounds, alpha, shuffle):
     sim = NewsSimulation(rounds=rounds, seed=seed, shuffle=shuffle)
-    learner = IGLP(sim.num_actions, states=3, alpha=alpha, definitely_negative={"angry"}, seed=seed,
-                   ik_model="features" if shuffle else "slot")
+    learner = IGLP(states=3, alpha=alpha, definitely_negative={"angry"}, seed=seed)
     frame = play(learner, sim, seed=seed, keep=["outlet"])
     tail = frame[frame.t >= len(frame) // 2]
     return [{"seed": seed, "outlet": o, "r+1": (part.reward == 1).mean(), "r-1": (part.reward == -1).mean()}
@@ -110,6 +107,7 @@ def over_seeds(args) -> None:
     table = pd.DataFrame([r for part in rows for r in part])
     per_seed = table.groupby("seed")[["r+1", "r-1"]].mean()
     print(table.pivot(index="seed", columns="outlet", values=["r+1", "r-1"]).round(3).to_string())
+    print("mean over seeds per outlet:", table.groupby("outlet")[["r+1", "r-1"]].mean().round(3).to_dict())
     print(f"IGL-P(3), {len(per_seed)} seeds{', shuffled' if args.shuffle else ''}: share r=+1 mean "
           f"{per_seed['r+1'].mean():.3f} (seeds {per_seed['r+1'].min():.3f}-{per_seed['r+1'].max():.3f}), "
           f"worst outlet {table['r+1'].min():.3f}; share r=-1 mean {per_seed['r-1'].mean():.3f}, "

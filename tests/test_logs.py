@@ -97,7 +97,6 @@ TEXT_OK = "shared |User id=u1 |Feedback like\n|A a\n0:0:0.5 |A b\n"
 @pytest.mark.parametrize(
     "text, line, field",
     [
-        ("shared |User id=u1\n|A a\n|A b\n", 1, "label"),  # missing label
         ("shared |User id=u1\n0:0:1.5 |A a\n|A b\n", 2, "probability"),  # outside (0, 1]
         ("shared |User id=u1\n0:0:0 |A a\n|A b\n", 2, "probability"),
         ("shared |User id=u1\n0:0:x |A a\n|A b\n", 2, "probability"),
@@ -139,7 +138,7 @@ def _mut(**changes):
     [
         ('{"c": {"_multi": [', "json"),  # broken JSON
         ("[1, 2]", "json"),
-        (_mut(_labelIndex=None, _label_Action=None), "_labelIndex"),  # missing label
+        (_mut(_labelIndex=None, _label_Action="x"), "_label_Action"),  # a label that is not a number
         (_mut(_labelIndex=4), "_labelIndex"),  # action index out of range
         (_mut(_labelIndex=-1), "_labelIndex"),
         (_mut(_labelIndex="2"), "_labelIndex"),
@@ -196,3 +195,16 @@ def test_writers_round_trip(tmp_path):
 def test_missing_file():
     with pytest.raises(FileNotFoundError, match="no such log file"):
         list(read_events("/nonexistent/log.txt"))
+
+
+def test_events_without_a_label_are_read_to_be_scored(tmp_path):
+    """As VW reads them: an ADF event with no labelled action is a test example."""
+    text = tmp_path / "unlabelled.txt"
+    text.write_text("shared |User id=u1\n|A a\n|A b\n\n" + TEXT_OK)
+    first, second = list(read_events(text))
+    assert first.action is None and first.prob is None and len(first.actions) == 2
+    assert isinstance(second, Event) and second.action is not None
+    ds = tmp_path / "unlabelled.json"
+    ds.write_text(_mut(_labelIndex=None, _label_Action=None, _label_probability=None) + "\n")
+    (event,) = list(read_events(ds))
+    assert event.action is None and len(event.actions) == 4

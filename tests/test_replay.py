@@ -47,7 +47,7 @@ def _weights(model: Path, tmp: Path) -> str:
 def test_replay_learns_what_the_api_learns(logs, tmp_path, ik_model):
     """The CB in VW's driver and the IK in-process give the models IGLP.learn gives."""
     replay([logs / "g.txt"], tmp_path / "replay", learner_params={"seed": 1, "ik_model": ik_model})
-    api = IGLP(10, seed=1, ik_model=ik_model)
+    api = IGLP(10 if ik_model == "slot" else None, seed=1, ik_model=ik_model)
     for event in read_events(logs / "g.txt"):
         api.learn(event.context, event.actions, event.action, event.prob, event.feedback)
     api.save(tmp_path / "api")
@@ -102,7 +102,7 @@ def _bad_log(logs, tmp_path, bad_text, at=5):
 @pytest.mark.parametrize(
     "mutate, field",
     [
-        (lambda o: o.pop("_labelIndex") and o.pop("_label_Action"), "_labelIndex"),
+        (lambda o: o.pop("_labelIndex") and o.update(_label_Action="x"), "_label_Action"),
         (lambda o: o.update(_label_probability=0), "_label_probability"),
         (lambda o: o.update(_labelIndex=10), "_labelIndex"),
         (lambda o: o.update(o=[{"v": {"word": "w1"}, "stars": 5}]), "o[0].stars"),
@@ -141,12 +141,16 @@ def test_text_bad_event_through_cli(tmp_path):
 
 
 def test_more_actions_than_the_model(tmp_path):
+    """The default IK takes action sets of any size; the slot IK has K slots."""
     log = tmp_path / "grow.txt"
     ex = (DATA / "example.txt").read_text()
     log.write_text(ex + "shared |User id=u1\n|A a\n|A b\n|A c\n|A d\n0:0:0.2 |A e\n\n")
     result = CliRunner().invoke(main, ["replay", str(log), "--model-dir", str(tmp_path / "m")])
+    assert result.exit_code == 0 and "events: 4" in result.output, result.output
+    result = CliRunner().invoke(main, ["replay", str(log), "--model-dir", str(tmp_path / "s"), "--ik-model", "slot"])
     assert result.exit_code == 2 and f"{log}:19: actions: 5 actions, more than the model's 4" in result.output
-    result = CliRunner().invoke(main, ["replay", str(log), "--model-dir", str(tmp_path / "n"), "--num-actions", "5"])
+    result = CliRunner().invoke(main, ["replay", str(log), "--model-dir", str(tmp_path / "n"), "--ik-model", "slot",
+                                       "--num-actions", "5"])
     assert result.exit_code == 0, result.output
 
 
@@ -292,8 +296,8 @@ def test_cb_model_from_dsjson_scores_dsjson_in_plain_vw(logs, tmp_path):
         assert [round(scores[i], 4) for i in range(len(pmf))] == [round(p, 4) for p in pmf]
 
 
-def test_changing_action_sets_are_warned_about(logs, tmp_path):
-    fixed = replay([logs / "g.txt"], tmp_path / "a")
+def test_changing_action_sets_are_warned_about_with_the_slot_ik(logs, tmp_path):
+    fixed = replay([logs / "g.txt"], tmp_path / "a", learner_params={"ik_model": "slot"})
     assert fixed.action_set_changes == 0 and "warning" not in fixed.report()
     rng = np.random.default_rng(0)
     shuffled = tmp_path / "shuffled.txt"
@@ -305,5 +309,7 @@ def test_changing_action_sets_are_warned_about(logs, tmp_path):
             from iglp_vw.logs import format_text_event
 
             out.write(format_text_event(event, feedback_namespace=None))
-    summary = replay([shuffled], tmp_path / "b")
+    summary = replay([shuffled], tmp_path / "b", learner_params={"ik_model": "slot"})
     assert summary.action_set_changes > 250 and "the action set changed between consecutive events" in summary.report()
+    summary = replay([shuffled], tmp_path / "c")  # the default IK: nothing to warn about
+    assert "warning" not in summary.report()
