@@ -56,7 +56,10 @@ def _read_all(path, fmt):
     assert all(isinstance(x, (Event, LogError)) for x in items)
     for x in items:
         if isinstance(x, Event):
-            assert 0 <= x.action < len(x.actions) and 0 < x.prob <= 1
+            if x.action is None:  # an event without a label (VW reads it, for prediction only)
+                assert x.prob is None and len(x.actions) >= 1
+            else:
+                assert 0 <= x.action < len(x.actions) and 0 < x.prob <= 1
     return items
 
 
@@ -69,10 +72,12 @@ def _through_vw(events):
         for ik_model in ("slot", "features"):
             learner = IGLP(max(2, len(event.actions)), seed=0, ik_model=ik_model)
             try:
-                learner.learn(event.context, event.actions, event.action, event.prob, event.feedback)
+                if event.action is not None:
+                    learner.learn(event.context, event.actions, event.action, event.prob, event.feedback)
                 learner.predict(event.context, event.actions)
-                learner.infer_reward(event.context, len(event.actions), event.action, event.prob, event.feedback,
-                                     actions=event.actions)
+                if event.action is not None:
+                    learner.infer_reward(event.context, len(event.actions), event.action, event.prob,
+                                         event.feedback, actions=event.actions)
             except ValueError:
                 pass  # VW's parser refused it, as a Python error
     assert not any(Path(p).exists() for p in ("fuzz", "save_fuzz"))
