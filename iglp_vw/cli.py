@@ -81,6 +81,10 @@ LEARNER = _options(
     click.option("--ik-model", type=click.Choice(["features", "slot"]), default="features", show_default=True,
                  help="IK over the candidates' features (VW --csoaa_ldf: any action set, of any size and order), "
                       "or over the action's position (--oaa K: a fixed catalogue in a fixed order only)."),
+    click.option("--max-users", type=click.IntRange(4), default=65_536, show_default=True,
+                 help="Memory budget: users whose feedback conventions are kept (~150 bytes each); beyond it the "
+                      "least recently seen, least known users are forgotten and fall back to their segments' or "
+                      "the population's convention."),
 )
 
 LOGS = _options(
@@ -119,7 +123,7 @@ def main():
 @click.option("--trace", type=click.Path(dir_okay=False), default=None, help="Write IGL-P's per-round trace (CSV).")
 @_errors
 def grounded(dataset, covertype_path, passes, users, words, bizarro_share, segments, seed, cb_args, ik_args, ik_model,
-             baselines, model_dir, trace):
+             max_users, baselines, model_dir, trace):
     """Run the paper's grounded simulation on-policy; print the last-20% true reward.
 
     The simulation of the paper's section 4.1: users are "normal" or "bizarro", words
@@ -132,7 +136,8 @@ def grounded(dataset, covertype_path, passes, users, words, bizarro_share, segme
 
     sim = _simulation(dataset, covertype_path, passes, users, words, bizarro_share, segments, seed)
     k = sim.num_actions
-    learners = {"IGL-P(2)": IGLP(k, seed=seed, cb_args=cb_args, ik_model=ik_model, ik_args=ik_args)}
+    learners = {"IGL-P(2)": IGLP(k, seed=seed, cb_args=cb_args, ik_model=ik_model, ik_args=ik_args,
+                                     max_users=max_users)}
     if baselines:
         learners["oracle CB"] = RewardCB(k, sim.true_reward, cb_args, seed=seed)
         learners["naive CB"] = RewardCB(k, sim.naive_reward, cb_args, seed=seed)
@@ -181,14 +186,18 @@ def grounded(dataset, covertype_path, passes, users, words, bizarro_share, segme
 @click.option("--format", "fmt", type=click.Choice(["auto", "text", "dsjson"]), default="auto", show_default=True)
 @click.option("--checkpoint-every", type=click.IntRange(0), default=0, show_default=True,
               help="Publish the models and the position every N events (0: at the end only).")
-@click.option("--resume", is_flag=True, help="Continue from the checkpoint in --model-dir.")
+@click.option("--resume", is_flag=True, help="Finish an interrupted replay (same logs, same options) from its checkpoint.")
+@click.option("--continue", "continue_training", is_flag=True,
+              help="Train the model in --model-dir further on these logs (yesterday's model + today's log; the "
+                   "same models as one replay of both).")
+@click.option("--overwrite", is_flag=True, help="Replace the model already in --model-dir.")
 @click.option("--trace", type=click.Path(dir_okay=False), default=None,
               help="Write one row per event (CSV, or Parquet for .parquet) with the inferred reward and the IK's P.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Stop after N events (resume later with --resume).")
 @_errors
-def replay(logs, model_dir, states, alpha, definitely_negative, definitely_positive, cb_args, ik_args, ik_model,
+def replay(logs, model_dir, states, alpha, definitely_negative, definitely_positive, cb_args, ik_args, ik_model, max_users,
            num_actions, max_actions, seed, user_namespace, feedback_namespace, on_bad_line, feedback_from_cost, fmt,
-           checkpoint_every, resume, trace, limit):
+           checkpoint_every, resume, continue_training, overwrite, trace, limit):
     """Learn an IGL-P policy offline from logged events (VW text ADF or DSJSON, gzip or not).
 
     Streams LOGS through Algorithm 1 off-policy: the IK learns which action was shown
@@ -201,7 +210,7 @@ def replay(logs, model_dir, states, alpha, definitely_negative, definitely_posit
     from .replay import replay as run_replay
 
     params = {"states": int(states), "alpha": alpha, "cb_args": cb_args, "ik_args": ik_args, "seed": seed,
-              "user_namespace": user_namespace, "ik_model": ik_model}
+              "user_namespace": user_namespace, "ik_model": ik_model, "max_users": max_users}
     if definitely_negative:
         params["definitely_negative"] = sorted(definitely_negative)
     if definitely_positive:
@@ -212,7 +221,8 @@ def replay(logs, model_dir, states, alpha, definitely_negative, definitely_posit
         summary = run_replay(
             logs, model_dir, learner_params=params, fmt=None if fmt == "auto" else fmt,
             feedback_namespace=feedback_namespace, feedback_from_cost=feedback_from_cost,
-            checkpoint_every=checkpoint_every, resume=resume, on_bad_line=on_bad_line, trace=trace, limit=limit,
+            checkpoint_every=checkpoint_every, resume=resume, continue_training=continue_training,
+            overwrite=overwrite, on_bad_line=on_bad_line, trace=trace, limit=limit,
             progress=True, max_actions=max_actions or MAX_ACTIONS,
         )
     except LogError as err:

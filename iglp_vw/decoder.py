@@ -45,6 +45,17 @@ the prior of a user is then the evidence-weighted score of their segments (shrun
 towards the population's), so a new id from a country whose users speak alike gets
 that country's convention, and their own events take over as they come.
 
+**Memory.** At most ``max_users`` users (and as many segments) are kept. When a new
+user would exceed that, the quarter of the kept users with the least effective
+evidence, discounted by how long ago they were last seen (``m / (1 + age /
+max_users)``, age in events), are forgotten: their counts leave the Gram matrix
+(the kept users' rows carry the directions), while what they added to the
+population's and their segments' counts stays. A forgotten user who comes back
+starts again from their segments' (or the population's) prior. Per kept user the
+decoder holds a key, four doubles and their distinct (feedback, count) pairs
+(about 150 bytes; ~10 MB at the default 65,536), so a log of any number of users
+fits in a fixed budget.
+
 A refit costs O(distinct (user, feedback) pairs + F^2 · dims) where F is the
 number of distinct feedback values kept (at most ``max_feedback_values``): the
 decomposition is of the F x F Gram matrix of the centred rows, never of the
@@ -55,6 +66,8 @@ until the next refit.
 """
 
 from __future__ import annotations
+
+from array import array
 
 import numpy as np
 from scipy import sparse
@@ -87,9 +100,13 @@ class CommunicationDecoder:
         Refit at most every ``refit_growth`` x (events seen) events.
     max_feedback_values
         Feedback values kept in the decomposition (the most frequent ones).
+    max_users
+        Users (and user segments) kept in memory; beyond it the ones with the least
+        recent evidence are forgotten (see *Memory* above). ``None``: no bound.
     """
 
-    def __init__(self, dims=1, shrinkage=5.0, refit_every=200, refit_growth=0.05, max_feedback_values=2000):
+    def __init__(self, dims=1, shrinkage=5.0, refit_every=200, refit_growth=0.05, max_feedback_values=2000,
+                 max_users=65_536):
         if dims < 1:
             raise ValueError(f"`dims` must be >= 1, got {dims}")
         if shrinkage <= 0:
@@ -99,18 +116,26 @@ class CommunicationDecoder:
         self.refit_every = int(refit_every)
         self.refit_growth = float(refit_growth)
         self.max_feedback_values = int(max_feedback_values)
+        if max_users is not None and int(max_users) < 4:
+            raise ValueError(f"`max_users` must be >= 4 or None, got {max_users}")
+        self.max_users = None if max_users is None else int(max_users)
         self._users: dict = {}  # user key -> row
         self._feedback: dict = {}  # feedback key -> column
-        self._coo_u: list = []  # events since the last refit
-        self._coo_f: list = []
-        self._coo_w: list = []
+        self._coo_u = array("l")  # events since the last refit
+        self._coo_f = array("l")
+        self._coo_w = array("d")
         self._counts = sparse.csr_matrix((0, 0))  # coalesced counts up to the last refit
-        # Per-event state in Python floats (numpy's per-call overhead on arrays this small
-        # was most of the decoder's cost); IEEE arithmetic, so the same numbers as numpy.
-        self._user_weight: list = []  # per user row: Σ w
-        self._user_w2: list = []  # per user row: Σ w² (effective events = (Σw)²/Σw²)
-        self._user_proj: list = []  # per user row: [Σ w · loading(f)] per dimension
+        # Per-event state in flat arrays of doubles, read and written one Python float at a
+        # time (numpy's per-call overhead on arrays this small was most of the decoder's
+        # cost, a list of floats costs 4x the memory); IEEE arithmetic, same numbers as numpy.
+        self._user_weight = array("d")  # per user row: Σ w
+        self._user_w2 = array("d")  # per user row: Σ w² (effective events = (Σw)²/Σw²)
+        self._user_proj = array("d")  # per user row, dims values: Σ w · loading(f)
+        self._user_last = array("q")  # per user row: the last event that counted it
         self._user_tokens: list = []  # per user row: the segment rows of its features (none for one feature)
+        self._evicted = np.zeros(0)  # per feedback column: the forgotten users' counts (population)
+        self._seg_evicted = sparse.csr_matrix((0, 0))  # per segment: the forgotten users' counts
+        self.evicted_users = 0
         self._segments: dict = {}  # feature ("country=fr") -> segment row
         self._seg_weight: list = []  # per segment row: Σ w, Σ w², [Σ w · loading(f)]
         self._seg_w2: list = []
@@ -165,7 +190,9 @@ class CommunicationDecoder:
             return prior
         m = n * n / self._user_w2[row]  # effective events
         s = self.shrinkage
-        return tuple((m * (p / n - g) + s * q) / (m + s) for p, g, q in zip(self._user_proj[row], self._gl, prior))
+        d = self.dims
+        proj = self._user_proj[row * d: row * d + d]
+        return tuple((m * (p / n - g) + s * q) / (m + s) for p, g, q in zip(proj, self._gl, prior))
 
     def _token_rows(self, user: str, create: bool) -> tuple:
         """The segment rows of a user key's features (none when the key is a single feature)."""
@@ -208,10 +235,13 @@ class CommunicationDecoder:
         """Count one event (``weight`` = importance weight to the synthetic uniform policy)."""
         row = self._users.get(user)
         if row is None:
+            if self.max_users is not None and len(self._users) >= self.max_users:
+                self._evict()
             row = self._users[user] = len(self._users)
             self._user_weight.append(0.0)
             self._user_w2.append(0.0)
-            self._user_proj.append([0.0] * self.dims)
+            self._user_proj.extend(self._zeros)
+            self._user_last.append(0)
             self._user_tokens.append(self._token_rows(user, create=True))
         col = self._feedback.get(feedback)
         if col is None:
@@ -221,15 +251,16 @@ class CommunicationDecoder:
         self._coo_w.append(weight)
         self._user_weight[row] += weight
         self._user_w2[row] += weight * weight
+        self._user_last[row] = self._events
         self._pop_weight += weight
         segs = self._user_tokens[row]
         for t in segs:
             self._seg_weight[t] += weight
             self._seg_w2[t] += weight * weight
         if col < len(self._loading_rows):
-            proj, pop = self._user_proj[row], self._pop_proj
+            proj, pop, base = self._user_proj, self._pop_proj, row * self.dims
             for k, v in enumerate(self._loading_rows[col]):
-                proj[k] += weight * v
+                proj[base + k] += weight * v
                 pop[k] += weight * v
                 for t in segs:
                     self._seg_proj[t][k] += weight * v
@@ -246,9 +277,62 @@ class CommunicationDecoder:
         if old.shape != shape:
             old = old.copy()
             old.resize(shape)
-        self._coo_u, self._coo_f, self._coo_w = [], [], []
+        self._coo_u, self._coo_f, self._coo_w = array("l"), array("l"), array("d")
         self._counts = (old + new).tocsr()
         return self._counts
+
+    def _evict(self) -> None:
+        """Forget the quarter of the users (then of the segments) with the least recent evidence."""
+        counts = self._coalesce()
+        n_users, n_fb = counts.shape
+        keep_n = self.max_users - self.max_users // 4
+        keep = self._keep(self._user_weight, self._user_w2, self._user_last, keep_n)
+        drop = np.setdiff1d(np.arange(n_users), keep, assume_unique=True)
+        gone = counts[drop]
+        self._evicted = _pad(self._evicted, n_fb) + np.asarray(gone.sum(axis=0)).ravel()
+        n_seg = len(self._seg_weight)
+        if n_seg:
+            pairs = [(i, t) for i, r in enumerate(drop.tolist()) for t in self._user_tokens[r]]
+            if pairs:
+                rows, cols = zip(*pairs)
+                incidence = sparse.csr_matrix((np.ones(len(pairs)), (rows, cols)), shape=(len(drop), n_seg))
+                self._seg_evicted = _resize(self._seg_evicted, (n_seg, n_fb)) + (incidence.T @ gone).tocsr()
+        keys = list(self._users)
+        self._users = {keys[r]: i for i, r in enumerate(keep.tolist())}
+        self._counts = counts[keep].tocsr()
+        self._user_weight = _take(self._user_weight, keep)
+        self._user_w2 = _take(self._user_w2, keep)
+        self._user_last = _take(self._user_last, keep)
+        self._user_proj = _take(self._user_proj, keep, self.dims)
+        self._user_tokens = [self._user_tokens[r] for r in keep.tolist()]
+        self.evicted_users += len(drop)
+        if n_seg > self.max_users:
+            self._evict_segments(keep_n)
+
+    def _evict_segments(self, keep_n: int) -> None:
+        last = array("q", [0]) * len(self._seg_weight)  # segments are ranked by evidence only
+        keep = self._keep(self._seg_weight, self._seg_w2, last, keep_n)
+        new = np.full(len(self._seg_weight), -1)
+        new[keep] = np.arange(len(keep))
+        tokens = list(self._segments)
+        self._segments = {tokens[t]: i for i, t in enumerate(keep.tolist())}
+        self._seg_weight = [self._seg_weight[t] for t in keep.tolist()]
+        self._seg_w2 = [self._seg_w2[t] for t in keep.tolist()]
+        self._seg_proj = [self._seg_proj[t] for t in keep.tolist()]
+        if self._seg_evicted.shape[0]:
+            self._seg_evicted = _resize(self._seg_evicted, (len(new), self._seg_evicted.shape[1]))[keep].tocsr()
+        self._user_tokens = [tuple(int(new[t]) for t in segs if new[t] >= 0) if segs else segs for segs in self._user_tokens]
+
+    def _keep(self, weight, w2, last, keep_n: int) -> np.ndarray:
+        """The rows to keep: the most effective evidence, discounted by age (oldest first out)."""
+        w = np.frombuffer(weight, float) if isinstance(weight, array) else np.asarray(weight, float)
+        v = np.frombuffer(w2, float) if isinstance(w2, array) else np.asarray(w2, float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            m = np.where(v > 0, w * w / v, 0.0)
+        age = self._events - np.frombuffer(last, np.int64)
+        priority = m / (1.0 + age / float(self.max_users))
+        order = np.lexsort((-np.frombuffer(last, np.int64), -priority))  # ties: the most recent first
+        return np.sort(order[:keep_n])
 
     def refit(self) -> None:
         """Recompute the feedback loadings from all counts so far."""
@@ -284,12 +368,17 @@ class CommunicationDecoder:
             loading[:, overlap < 0] *= -1
         self._set_loading(loading, g @ loading[mask])
         proj = np.asarray(counts @ loading)
-        self._user_proj = proj.tolist()
-        self._pop_proj = proj.sum(axis=0).tolist()
+        self._user_proj = array("d", proj.ravel().tolist())
+        pop = proj.sum(axis=0)
+        if self.evicted_users:
+            pop = pop + _pad(self._evicted, n_fb) @ loading
+        self._pop_proj = pop.tolist()
         seg_proj = np.zeros((len(self._seg_weight), self.dims))
         for row, segs in enumerate(self._user_tokens):
             for t in segs:
                 seg_proj[t] += proj[row]
+        if self._seg_evicted.shape[0]:
+            seg_proj += np.asarray(_resize(self._seg_evicted, (len(seg_proj), n_fb)) @ loading)
         self._seg_proj = seg_proj.tolist()
         self.refits += 1
 
@@ -299,13 +388,14 @@ class CommunicationDecoder:
         self._loading_rows = [tuple(r) for r in loading.tolist()]
         self._g_loading = np.asarray(g_loading, float)
         self._gl = tuple(self._g_loading.tolist())
+        self._zeros = array("d", [0.0]) * self.dims
 
     def _rows(self, c):
         """``(M, a, g)``: the users' rows centred on the uniform reference ``g`` and weighted
         by ``a = m / (m + shrinkage)`` are ``M - a gᵀ`` (``M = diag(a / n) C``)."""
         n_users = c.shape[0]
-        n = np.asarray(self._user_weight[:n_users])
-        w2 = np.asarray(self._user_w2[:n_users])
+        n = np.frombuffer(self._user_weight, float)[:n_users]
+        w2 = np.frombuffer(self._user_w2, float)[:n_users]
         with np.errstate(divide="ignore", invalid="ignore"):
             m = np.where(w2 > 0, n * n / w2, 0.0)
             a = m / (m + self.shrinkage)
@@ -360,6 +450,7 @@ class CommunicationDecoder:
                 "refit_every": self.refit_every,
                 "refit_growth": self.refit_growth,
                 "max_feedback_values": self.max_feedback_values,
+                "max_users": self.max_users,
             },
             "users": list(self._users),
             "feedback": list(self._feedback),
@@ -369,9 +460,18 @@ class CommunicationDecoder:
                 "indptr": counts.indptr.tolist(),
                 "shape": list(counts.shape),
             },
-            "user_weight": list(self._user_weight[:n_users]),
-            "user_w2": list(self._user_w2[:n_users]),
-            "user_proj": [list(p) for p in self._user_proj[:n_users]],
+            "user_weight": self._user_weight.tolist(),
+            "user_w2": self._user_w2.tolist(),
+            "user_proj": [self._user_proj[i * self.dims: (i + 1) * self.dims].tolist() for i in range(n_users)],
+            "user_last": self._user_last.tolist(),
+            "evicted_users": self.evicted_users,
+            "evicted": self._evicted.tolist(),
+            "seg_evicted": {
+                "data": self._seg_evicted.data.tolist(),
+                "indices": self._seg_evicted.indices.tolist(),
+                "indptr": self._seg_evicted.indptr.tolist(),
+                "shape": list(self._seg_evicted.shape),
+            },
             "segments": list(self._segments),
             "seg_weight": list(self._seg_weight),
             "seg_w2": list(self._seg_w2),
@@ -387,17 +487,18 @@ class CommunicationDecoder:
 
     @classmethod
     def from_state(cls, state: dict) -> "CommunicationDecoder":
-        self = cls(**state["params"])
+        self = cls(**{"max_users": None, **state["params"]})  # states saved before the bound had none
         self._users = {u: i for i, u in enumerate(state["users"])}
         self._feedback = {f: i for i, f in enumerate(state["feedback"])}
-        c = state["counts"]
-        self._counts = sparse.csr_matrix(
-            (np.asarray(c["data"], float), np.asarray(c["indices"], np.int32), np.asarray(c["indptr"], np.int32)),
-            shape=tuple(c["shape"]),
-        )
-        self._user_weight = [float(w) for w in state["user_weight"]]
-        self._user_w2 = [float(w) for w in state["user_w2"]]
-        self._user_proj = [[float(v) for v in p] for p in state["user_proj"]]
+        self._counts = _csr(state["counts"])
+        self._user_weight = array("d", [float(w) for w in state["user_weight"]])
+        self._user_w2 = array("d", [float(w) for w in state["user_w2"]])
+        self._user_proj = array("d", [float(v) for p in state["user_proj"] for v in p])
+        self._user_last = array("q", state.get("user_last", [0] * len(self._users)))
+        self.evicted_users = int(state.get("evicted_users", 0))
+        self._evicted = np.asarray(state.get("evicted", []), float)
+        if "seg_evicted" in state:
+            self._seg_evicted = _csr(state["seg_evicted"])
         self._segments = {t: i for i, t in enumerate(state["segments"])}
         self._seg_weight = [float(w) for w in state["seg_weight"]]
         self._seg_w2 = [float(w) for w in state["seg_w2"]]
@@ -410,3 +511,28 @@ class CommunicationDecoder:
         self._next_refit = state["next_refit"]
         self.refits = state["refits"]
         return self
+
+
+def _csr(d: dict) -> sparse.csr_matrix:
+    return sparse.csr_matrix(
+        (np.asarray(d["data"], float), np.asarray(d["indices"], np.int32), np.asarray(d["indptr"], np.int32)),
+        shape=tuple(d["shape"]),
+    )
+
+
+def _pad(v: np.ndarray, n: int) -> np.ndarray:
+    return v if len(v) >= n else np.concatenate([v, np.zeros(n - len(v))])
+
+
+def _resize(m: sparse.csr_matrix, shape) -> sparse.csr_matrix:
+    if m.shape == tuple(shape):
+        return m
+    m = m.copy()
+    m.resize(shape)
+    return m
+
+
+def _take(values: array, rows: np.ndarray, width: int = 1) -> array:
+    """The given rows of a flat array (``width`` values per row), as a new array."""
+    a = np.frombuffer(values, values.typecode == "q" and np.int64 or float).reshape(-1, width)
+    return array(values.typecode, a[rows].ravel().tolist())

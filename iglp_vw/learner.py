@@ -155,6 +155,12 @@ class IGLP(Estimator):
         features together are the user's key; with several features (an id and segment
         features such as a country), each feature is also a segment whose convention a
         new user gets until their own feedback says otherwise.
+    max_users
+        The memory budget: users (and user segments) whose feedback conventions are kept.
+        Beyond it the users with the least recent evidence are forgotten and, if they come
+        back, start again from their segments' or the population's convention (see
+        :class:`~iglp_vw.decoder.CommunicationDecoder`). About 150 bytes each: the default
+        65,536 is ~10 MB, whatever the number of users in the log. ``None``: no bound.
     extreme_test, prior, group_window, confidence, patience
         See above and :class:`~iglp_vw.reward.GroupTest` (``patience``: events before
         soft rewards from mixed groups, when no group is extreme).
@@ -189,6 +195,7 @@ class IGLP(Estimator):
         ik_args: Optional[str] = None,
         ik_model: str = "features",
         user_namespace: str = "User",
+        max_users: Optional[int] = 65_536,
         extreme_test: str = "group",
         prior: str = "learned",
         group_window: int = 50,
@@ -230,6 +237,9 @@ class IGLP(Estimator):
             raise TypeError(f"`user_namespace` must be a str or a list of str, got {user_namespace!r}")
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
             raise TypeError(f"`seed` must be an int, got {seed!r}")
+        if max_users is not None and (isinstance(max_users, bool) or not isinstance(max_users, (int, np.integer))
+                                      or max_users < 4):
+            raise ValueError(f"`max_users` must be None or an int >= 4, got {max_users!r}")
         if decoder_args is not None and not isinstance(decoder_args, dict):
             raise TypeError(f"`decoder_args` must be a dict, got {decoder_args!r}")
         for name, value in (("cb_args", cb_args), ("ik_args", ik_args)):
@@ -246,6 +256,7 @@ class IGLP(Estimator):
         self.ik_args = ik_args
         self.ik_model = ik_model
         self.user_namespace = user_namespace if isinstance(user_namespace, str) else list(user_namespace)
+        self.max_users = None if max_users is None else int(max_users)
         self.extreme_test = extreme_test
         self.prior = prior
         self.group_window = int(group_window)
@@ -258,7 +269,7 @@ class IGLP(Estimator):
         self._dp = _Oracle(definitely_positive)
         self._rng = np.random.default_rng(self.seed)
         # One group bit per non-zero state by default (decoder_args may set "dims").
-        self._decoder = CommunicationDecoder(**{"dims": states - 1, **(decoder_args or {})})
+        self._decoder = CommunicationDecoder(**{"dims": states - 1, "max_users": self.max_users, **(decoder_args or {})})
         self._ik = _IK[ik_model](self.num_actions, ik_args, self.seed)
         self._cb = None  # built on the first event (interactions come from its namespaces)
         self._cb_full_args: Optional[str] = None

@@ -42,6 +42,9 @@ from .stream import LogStream
 __all__ = ["replay", "predict_log", "label_log", "ReplaySummary", "CheckpointError"]
 
 REPLAY_STATE = "replay.json"
+# The summary's per-feedback rows (free-text feedback is unbounded); the rest share one row.
+MAX_FEEDBACK_ROWS = 10_000
+OTHER_FEEDBACK = "(other feedback values)"
 TRACE_COLUMNS = [
     "file", "line", "action", "prob", "feedback", "group", "ik_probability", "prior", "extreme",
     "definitely_negative", "inferred_reward",
@@ -69,14 +72,20 @@ class ReplaySummary:
     peak_rss_mb: float = 0.0  # this process
     driver_peak_rss_mb: float = 0.0  # VW's driver (the CB)
     slot_ik: bool = False  # the learner's IK is keyed by position (then changing action sets are warned about)
+    continued_from: int = 0  # events the model had learned before this replay (--continue)
 
     def add(self, feedback: str, has_feedback: bool, rho: float) -> None:
         self.events += 1
+        rho = round(rho, 3)  # soft rewards are continuous: bounded keys
         self.rewards[rho] += 1
         self.with_feedback += has_feedback
         counts = self.by_feedback.get(feedback)
         if counts is None:
-            counts = self.by_feedback[feedback] = Counter()
+            if len(self.by_feedback) >= MAX_FEEDBACK_ROWS:
+                feedback = OTHER_FEEDBACK
+                counts = self.by_feedback.get(feedback)
+            if counts is None:
+                counts = self.by_feedback[feedback] = Counter()
         counts[rho] += 1
 
     def shares(self, counts: Optional[Counter] = None) -> dict:
@@ -105,6 +114,7 @@ class ReplaySummary:
             "warnings": self.warnings,
             "peak_rss_mb": self.peak_rss_mb,
             "driver_peak_rss_mb": self.driver_peak_rss_mb,
+            "continued_from": self.continued_from,
         }
 
     @classmethod
@@ -118,6 +128,7 @@ class ReplaySummary:
         out.unlabelled = d.get("unlabelled", 0)
         out.peak_rss_mb = d.get("peak_rss_mb", 0.0)
         out.driver_peak_rss_mb = d.get("driver_peak_rss_mb", 0.0)
+        out.continued_from = d.get("continued_from", 0)
         return out
 
     def report(self, top: int = 15) -> str:
@@ -128,6 +139,8 @@ class ReplaySummary:
             f"with feedback: {self.with_feedback:,}  time: {self.seconds:.1f} s  ({rate:,.0f} events/s)",
             _share_line("inferred reward", self.shares(), self.events),
         ]
+        if self.continued_from:
+            lines.insert(0, f"continued a model trained on {self.continued_from:,} events")
         if self.unlabelled:
             lines.insert(1, f"events without a label (no logged action, not learned from): {self.unlabelled:,}")
         ranked = sorted(self.by_feedback.items(), key=lambda kv: -sum(kv[1].values()))
@@ -184,6 +197,8 @@ def replay(
     feedback_from_cost: bool = False,
     checkpoint_every: int = 0,
     resume: bool = False,
+    continue_training: bool = False,
+    overwrite: bool = False,
     on_bad_line: str = "fail",
     trace=None,
     limit: Optional[int] = None,
@@ -209,7 +224,16 @@ def replay(
     checkpoint_every
         Publish the models and the position every this many events (0: only at the end).
     resume
-        Continue from the last published set in ``model_dir`` (same options required).
+        Finish an interrupted replay: continue from the last published set in ``model_dir``
+        at its position in the same logs (same options required).
+    continue_training
+        Train the model in ``model_dir`` further on *these* logs (yesterday's model plus
+        today's log): the learner continues exactly where it was, so a replay of day 1
+        then one of day 2 with ``continue_training`` gives the same models as one replay
+        of both. The learner's options must be the model's.
+    overwrite
+        Replace a model already in ``model_dir``. Without it (or ``resume`` /
+        ``continue_training``) a directory that holds a model is refused.
     on_bad_line
         ``"fail"``: stop at the first malformed event with :class:`LogError`, the
         models as of the last good event saved. ``"skip"``: skip, count and report it.
@@ -234,17 +258,28 @@ def replay(
         "feedback_from_cost": feedback_from_cost,
         "learner_params": dict(learner_params or {}),
     }
+    if sum(map(bool, (resume, continue_training, overwrite))) > 1:
+        raise ValueError("resume, continue_training and overwrite exclude one another")
+    mode = "resume" if resume else "continue" if continue_training else "overwrite" if overwrite else "new"
     with modeldir.writer(model_dir):
-        return _Replay(stream, model_dir, options, resume).run(checkpoint_every, trace, limit, progress)
+        return _Replay(stream, model_dir, options, mode).run(checkpoint_every, trace, limit, progress)
 
 
 class _Replay:
     """One replay: the learner (its CB in VW's driver), the stream, the summary, checkpoints."""
 
-    def __init__(self, stream: LogStream, model_dir: Path, options: dict, resume: bool):
+    def __init__(self, stream: LogStream, model_dir: Path, options: dict, mode: str):
         self.stream, self.model_dir, self.options = stream, model_dir, options
         self.drivers: list = []  # the DriverCB the learner builds (for its memory and to stop it)
-        if resume:
+        if mode == "new" and modeldir.has_model(model_dir):
+            raise CheckpointError(
+                f"{model_dir}: already holds a model{_trained_on(model_dir)}; --continue trains it further on "
+                f"these logs, --resume finishes an interrupted replay, --overwrite replaces it")
+        if mode == "continue":
+            self.learner, state = self._resume(same_logs=False)
+            self.summary = ReplaySummary()
+            self.summary.continued_from = _events_of(state)
+        elif mode == "resume":
             self.learner, state = self._resume()
             try:
                 self.summary = ReplaySummary.from_dict(state["summary"])
@@ -257,38 +292,61 @@ class _Replay:
                                       f"({err})") from None
             stream.start = position
         else:
-            params = dict(options["learner_params"])
+            params = self._params()
             k = params.pop("num_actions", None)
             if k is None and params.get("ik_model", "features") == "slot":  # K slots: the first event's
                 k = max(2, len(stream.first_event().actions))
-            if params.get("states", 2) == 3 and "dsjson" in stream.formats:
-                dn = params.get("definitely_negative")
-                if not callable(dn) and DEFINITELY_BAD not in (dn or ()):
-                    params["definitely_negative"] = sorted(set(dn or ()) | {DEFINITELY_BAD})
             self.learner = IGLP(num_actions=k, **params, cb=self._driver)
             self.summary = ReplaySummary()
+
+    def _params(self) -> dict:
+        """The learner's arguments as the replay builds it (DSJSON's ``_definitely_bad`` added)."""
+        params = dict(self.options["learner_params"])
+        if params.get("states", 2) == 3 and "dsjson" in self.stream.formats:
+            dn = params.get("definitely_negative")
+            if not callable(dn) and DEFINITELY_BAD not in (dn or ()):
+                params["definitely_negative"] = sorted(set(dn or ()) | {DEFINITELY_BAD})
+        return params
 
     def _driver(self, args, model_file=None) -> DriverCB:
         driver = DriverCB(args, model_file, workdir=self.model_dir)
         self.drivers.append(driver)
         return driver
 
-    def _resume(self):
+    def _resume(self, same_logs: bool = True):
+        flag = "--resume" if same_logs else "--continue"
         try:
             set_dir = modeldir.open_set(self.model_dir)
         except modeldir.ModelDirError as err:
             if not modeldir.has_model(self.model_dir):
-                raise CheckpointError(f"{self.model_dir}: no checkpoint to resume from (run without --resume first)") from None
+                what = "checkpoint" if same_logs else "model"
+                raise CheckpointError(f"{self.model_dir}: no {what} to {flag[2:]} from (run without {flag} first)") from None
             raise err
         state = modeldir.read_json(set_dir / REPLAY_STATE, "replay state") if (set_dir / REPLAY_STATE).exists() else None
         if not isinstance(state, dict) or not {"options", "summary", "position"} <= set(state):
-            raise CheckpointError(f"{self.model_dir}: holds a model but no replay checkpoint to resume from")
-        saved = state["options"]
-        if saved != _comparable(self.options):
-            diff = sorted(k for k in set(saved) | set(self.options) if saved.get(k) != _comparable(self.options).get(k))
-            detail = "; ".join(f"{k}: was {saved.get(k)!r}, now {_comparable(self.options).get(k)!r}" for k in diff)
+            raise CheckpointError(f"{self.model_dir}: holds a model but no replay checkpoint to {flag[2:]} from")
+        if not same_logs and not state.get("complete", False):
+            raise CheckpointError(f"{self.model_dir}: its replay was interrupted; finish it with --resume (same "
+                                  f"logs) before --continue on new ones")
+        saved, now = state["options"], _comparable(self.options)
+        keys = set(saved) | set(now)
+        if not same_logs:  # new logs; the options given must be the loaded learner's
+            keys -= {"logs", "formats", "learner_params"}
+        diff = [(k, saved.get(k), now.get(k)) for k in sorted(keys) if saved.get(k) != now.get(k)]
+        if diff:
+            detail = "; ".join(f"{k}: was {a!r}, now {b!r}" for k, a, b in diff)
             raise CheckpointError(f"{self.model_dir}: the checkpoint was written by a replay with other options: {detail}")
-        return IGLP.load(self.model_dir, cb=self._driver), state
+        learner = IGLP.load(self.model_dir, cb=self._driver)
+        if not same_logs:
+            had = _comparable({k: v for k, v in learner.params.items() if k != "cb"})
+            given = _comparable({k: v for k, v in self._params().items() if k != "num_actions" or v is not None})
+            diff = [(k, had.get(k), v) for k, v in sorted(given.items()) if had.get(k) != v]
+            if diff:
+                learner.close()
+                detail = "; ".join(f"{k}: the model's is {a!r}, given {b!r}" for k, a, b in diff)
+                raise CheckpointError(f"{self.model_dir}: --continue trains the model with its own options; "
+                                      f"these differ: {detail}")
+        return learner, state
 
     def _save(self, complete: bool) -> None:
         state = {"options": self.options, "summary": self.summary.to_dict(), "position": self.position,
@@ -365,9 +423,11 @@ class _Replay:
             for driver in self.drivers:
                 driver.kill()
         else:
-            learner.close()  # the driver learns the rest and writes its final model
-            self._account(summary, started, elapsed_before, bad_before, errors_before)
+            # Saved while the driver runs ('save_), as every checkpoint is: the model file is then
+            # the same whether or not the replay was resumed or continued (a driver's own final
+            # model, -f, counts one more pass in its header than a restarted driver's would).
             self._save(complete=True)
+            learner.close()
         if failure is not None:
             raise failure
         return summary
@@ -378,7 +438,28 @@ class _Replay:
         summary.errors = (errors_before + [e for e in self.stream.errors if e not in errors_before])[:5]
         summary.peak_rss_mb = max(summary.peak_rss_mb, peak_rss_mb())
         for driver in self.drivers:
-            summary.driver_peak_rss_mb = max(summary.driver_peak_rss_mb, driver.peak_rss_mb)
+            running = driver.proc is not None and not driver.closed
+            summary.driver_peak_rss_mb = max(summary.driver_peak_rss_mb, driver.peak_rss_mb,
+                                             peak_rss_mb(driver.proc.pid) if running else 0.0)
+
+
+def _events_of(state: dict) -> int:
+    try:
+        summary = state["summary"]
+        return int(summary.get("events", 0)) + int(summary.get("continued_from", 0))
+    except (TypeError, ValueError, AttributeError, KeyError):
+        return 0
+
+
+def _trained_on(model_dir: Path) -> str:
+    """`` (trained on N events of LOGS)`` from its replay state, when it has one."""
+    try:
+        set_dir = modeldir.open_set(model_dir)
+        state = modeldir.read_json(set_dir / REPLAY_STATE, "replay state")
+        logs = ", ".join(Path(p).name for p in state["options"]["logs"])
+        return f" (trained on {_events_of(state):,} events of {logs})"
+    except Exception:  # noqa: BLE001 - only a detail of the message
+        return ""
 
 
 def _comparable(options: dict) -> dict:

@@ -1,15 +1,19 @@
 """Offline replay speed and memory: ``iglp-vw replay`` vs VW's own driver on the same log.
 
-Generates a grounded log (synthetic50k: 10 actions, 20 features; 100 users, 100 words;
-uniform logging policy) as VW text ADF, then measures on the same file:
+Generates a grounded log (synthetic50k: 10 actions, 20 features; --users users (100 by
+default; user ids drawn from that many, so 10**6 users in 10**6 events are mostly seen
+once), 100 words; uniform logging policy) as VW text ADF, then measures on the same file:
   - ``iglp-vw replay LOG`` (IK + decoder in Python, the CB in VW's driver), wall time;
   - ``python -m vowpalwabbit <the replay's own CB arguments> -d LOG`` (the CB alone),
     wall time;
 and prints events/s of each (fastest of --repeat runs), their ratio (issue 4 bar: >= 1/4, aim >= 1/2) and the
 replay's peak RSS (Python process and VW's driver), for each log length given, so that
-memory can be seen not to grow with the length.
+memory can be seen not to grow with the length, nor with the number of users (the
+decoder keeps at most --max-users of them; issue 12 bar: RSS with 10**6 users <= 1.2 x
+RSS with 100).
 
     python scripts/bench_replay.py --events 100000 1000000
+    python scripts/bench_replay.py --events 1000000 --users 100 10000 1000000 --repeat 1
 """
 
 from __future__ import annotations
@@ -23,10 +27,11 @@ import time
 from pathlib import Path
 
 
-def make_log(path: Path, n: int, seed: int) -> float:
+def make_log(path: Path, n: int, seed: int, users: int) -> float:
     # In a child process, so that this one stays small and starts the replay lean.
     return run([sys.executable, "-m", "iglp_vw.cli", "simulate", "grounded", "--dataset", "synthetic50k",
-                "--passes", str(-(-n // 50_000)), "--events", str(n), "--seed", str(seed), "--out", str(path)])
+                "--passes", str(-(-n // 50_000)), "--events", str(n), "--seed", str(seed), "--users", str(users),
+                "--out", str(path)])
 
 
 def warm(path: Path) -> None:
@@ -44,9 +49,34 @@ def run(cmd, **kw) -> float:
     return time.perf_counter() - start
 
 
+def measure(work: Path, n: int, users: int, args):
+    log = work / f"grounded-{n}-{users}.txt"
+    gen = make_log(log, n, args.seed, users)
+    size = log.stat().st_size / 2**20
+    print(f"{n:,} events, {users:,} users: log {size:,.0f} MB written in {gen:.0f} s", flush=True)
+    model = work / f"model-{n}-{users}"
+    replays, drivers, rss = [], [], []
+    for _ in range(args.repeat):
+        warm(log)
+        replays.append(run([sys.executable, "-m", "iglp_vw.cli", "replay", str(log), "--model-dir", str(model),
+                            "--seed", str(args.seed), "--overwrite"]))
+        summary = json.loads((model / "replay.json").read_text())["summary"]
+        rss.append((summary["peak_rss_mb"], summary["driver_peak_rss_mb"]))
+        cb_args = json.loads((model / "config.json").read_text())["cb_full_args"]
+        warm(log)
+        drivers.append(run([sys.executable, "-m", "vowpalwabbit", *cb_args.split(), "-d", str(log), "--quiet"]))
+    t_replay, t_vw = min(replays), min(drivers)
+    print(f"  iglp-vw replay: {', '.join(f'{t:.1f}' for t in replays)} s   "
+          f"VW driver (CB alone, {cb_args}): {', '.join(f'{t:.1f}' for t in drivers)} s", flush=True)
+    log.unlink()
+    return n / t_replay, n / t_vw, max(r for r, _ in rss), max(d for _, d in rss)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--users", type=int, nargs="+", default=[100],
+                        help="Distinct user ids drawn from (one log, and one line, per value).")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=3,
                         help="Time each command this many times, alternating, and keep the fastest "
@@ -59,32 +89,18 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         rows = []
         for n in args.events:
-            log = work / f"grounded-{n}.txt"
-            gen = make_log(log, n, args.seed)
-            size = log.stat().st_size / 2**20
-            print(f"{n:,} events: log {size:,.0f} MB written in {gen:.0f} s", flush=True)
-            model = work / f"model-{n}"
-            replays, drivers, rss = [], [], []
-            for _ in range(args.repeat):
-                warm(log)
-                replays.append(run([sys.executable, "-m", "iglp_vw.cli", "replay", str(log), "--model-dir", str(model),
-                                    "--seed", str(args.seed)]))
-                summary = json.loads((model / "replay.json").read_text())["summary"]
-                rss.append((summary["peak_rss_mb"], summary["driver_peak_rss_mb"]))
-                cb_args = json.loads((model / "config.json").read_text())["cb_full_args"]
-                warm(log)
-                drivers.append(run([sys.executable, "-m", "vowpalwabbit", *cb_args.split(), "-d", str(log), "--quiet"]))
-            t_replay, t_vw = min(replays), min(drivers)
-            rows.append((n, n / t_replay, n / t_vw, max(r for r, _ in rss), max(d for _, d in rss)))
-            print(f"  iglp-vw replay: {', '.join(f'{t:.1f}' for t in replays)} s   "
-                  f"VW driver (CB alone, {cb_args}): {', '.join(f'{t:.1f}' for t in drivers)} s", flush=True)
-            log.unlink()
+            for users in args.users:
+                rows.append((n, users, *measure(work, n, users, args)))
 
     print()
-    print(f"{'events':>10} {'replay ev/s':>12} {'VW ev/s':>10} {'ratio':>7} {'RSS py MB':>10} {'RSS VW MB':>10}")
-    for n, r, v, rss, drss in rows:
-        print(f"{n:>10,} {r:>12,.0f} {v:>10,.0f} {r / v:>7.3f} {rss:>10.0f} {drss:>10.0f}")
-    print("bar: ratio >= 0.25 (aim 0.5); peak RSS < 300 MB and flat in the log length")
+    print(f"{'events':>10} {'users':>10} {'replay ev/s':>12} {'VW ev/s':>10} {'ratio':>7} {'RSS py MB':>10} "
+          f"{'RSS VW MB':>10} {'RSS/RSS(fewest users)':>22}")
+    base = {}
+    for n, users, r, v, rss, drss in rows:
+        base.setdefault(n, rss)
+        print(f"{n:>10,} {users:>10,} {r:>12,.0f} {v:>10,.0f} {r / v:>7.3f} {rss:>10.0f} {drss:>10.0f} "
+              f"{rss / base[n]:>22.2f}")
+    print("bars (issue 12): ratio >= 0.5 (aim 0.6); RSS with 10**6 users <= 1.2 x RSS with 100")
 
 
 if __name__ == "__main__":

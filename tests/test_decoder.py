@@ -79,3 +79,61 @@ def test_users_seen_once_get_the_population_convention(bizarro_share, convention
         assert separated and prior > 0.02
     else:
         assert prior < 0.02
+
+
+def _one_event_users(decoder, users, rng, n_words=20, heavy_every=0):
+    good = np.arange(n_words) < n_words // 2
+    for u in range(users):
+        reward = rng.random() < 0.1
+        pool = np.flatnonzero(good if reward else ~good)
+        decoder.update(f"u{u}", f"w{rng.choice(pool)}", 1.0)
+        if heavy_every and u % heavy_every == 0:  # one user who comes back all the time
+            decoder.update("regular", f"w{rng.choice(np.flatnonzero(~good))}", 1.0)
+    return good
+
+
+def test_memory_is_bounded_in_users_and_the_convention_survives():
+    """10,000 users seen once, a budget of 64: at most 64 are kept, the one regular user is
+    never forgotten, and the population's convention is still found for a new user."""
+    decoder = CommunicationDecoder(dims=1, max_users=64)
+    good = _one_event_users(decoder, 10_000, np.random.default_rng(0), heavy_every=10)
+    decoder.refit()
+    assert len(decoder._users) <= 64 and decoder.evicted_users >= 10_000 - 64
+    assert "regular" in decoder._users
+    state = decoder.get_state()
+    assert len(state["users"]) <= 64 and len(state["counts"]["data"]) <= 64 * 20
+    codes = np.array([decoder.code("new user", f"w{w}") for w in range(20)])
+    assert len(set(codes[good])) == 1 and len(set(codes[~good])) == 1 and codes[0] != codes[-1]
+    assert abs(decoder.prior_score()[0]) > 0.02
+
+
+def test_segments_are_bounded_too_and_keep_their_evidence():
+    """Keys "id=uN country=cK": ids are forgotten, countries (few, with much evidence) are kept
+    and carry what the forgotten users said."""
+    rng = np.random.default_rng(1)
+    decoder = CommunicationDecoder(dims=1, max_users=32)
+    good = np.arange(20) < 10
+    for u in range(3000):
+        country = u % 4
+        bizarro = country % 2 == 1
+        reward = rng.random() < 0.1
+        pool = np.flatnonzero(good if reward != bizarro else ~good)
+        decoder.update(f"id=u{u} country=c{country}", f"w{rng.choice(pool)}", 1.0)
+    decoder.refit()
+    assert len(decoder._users) <= 32 and len(decoder._segments) <= 32
+    assert {f"country=c{k}" for k in range(4)} <= set(decoder._segments)
+    # a new user of an odd country gets the opposite code to a new user of an even one
+    even = [decoder.code("id=new country=c0", f"w{w}") for w in range(20)]
+    odd = [decoder.code("id=new country=c1", f"w{w}") for w in range(20)]
+    assert all(a != b for a, b in zip(even, odd))
+
+
+def test_state_round_trip_with_evictions_continues_identically(digits):
+    sim = small_sim(digits, passes=1)
+    a = CommunicationDecoder(dims=1, refit_every=50, max_users=16)
+    _feed(a, sim, 400)
+    assert a.evicted_users > 0
+    b = CommunicationDecoder.from_state(a.get_state())
+    _feed(a, sim, 400, seed=1)
+    _feed(b, sim, 400, seed=1)
+    assert a.get_state() == b.get_state()

@@ -75,8 +75,7 @@ def test_resume_gives_byte_identical_models(logs, tmp_path):
     _same_models(straight, part)
     # ...and the same as a replay without any checkpoint: restarts of the driver are exact.
     replay([logs / "g.txt", logs / "g.dsjson"], tmp_path / "plain")
-    _same_models(straight, tmp_path / "plain", ("ik.model", "ik_prior.model", "state.json"))
-    assert _weights(straight / "cb.model", tmp_path) == _weights(tmp_path / "plain" / "cb.model", tmp_path)
+    _same_models(straight, tmp_path / "plain", ("cb.model", "ik.model", "ik_prior.model", "state.json"))
 
 
 def test_resume_refuses_other_options(logs, tmp_path):
@@ -85,8 +84,44 @@ def test_resume_refuses_other_options(logs, tmp_path):
     assert runner.invoke(main, args).exit_code == 0
     result = runner.invoke(main, args[:-2] + ["--resume", "--seed", "5"])
     assert result.exit_code == 2 and "other options" in result.output
+    assert "learner_params: was" in result.output and "'seed': 5" in result.output
+    result = runner.invoke(main, args[:-2] + ["--continue"])  # a --limit run is unfinished
+    assert result.exit_code == 2 and "finish it with --resume" in result.output
     result = CliRunner().invoke(main, ["replay", str(logs / "g.txt"), "--model-dir", str(tmp_path / "new"), "--resume"])
     assert result.exit_code == 2 and "no checkpoint" in result.output
+
+
+def test_continue_on_a_new_log_equals_one_replay_of_both(logs, tmp_path):
+    """Yesterday's model + today's log (--continue) == one replay of yesterday's and today's logs."""
+    both = tmp_path / "both"
+    replay([logs / "g.txt", logs / "g.dsjson"], both)
+    daily = tmp_path / "daily"
+    replay([logs / "g.txt"], daily)
+    day2 = replay([logs / "g.dsjson"], daily, continue_training=True)
+    assert day2.events == 1200 and day2.continued_from == 1200
+    _same_models(both, daily, ("cb.model", "ik.model", "ik_prior.model", "state.json"))
+    # and through the CLI, with its report
+    result = CliRunner().invoke(main, ["replay", str(logs / "g.txt"), "--model-dir", str(daily), "--continue",
+                                       "--limit", "10"])
+    assert result.exit_code == 0, result.output
+    assert "continued a model trained on 2,400 events" in result.output
+
+
+def test_a_trained_model_is_not_replaced_silently(logs, tmp_path):
+    runner = CliRunner()
+    args = ["replay", str(logs / "g.txt"), "--model-dir", str(tmp_path / "m")]
+    assert runner.invoke(main, args + ["--limit", "300"]).exit_code == 0
+    before = (tmp_path / "m" / "cb.model").read_bytes()
+    result = runner.invoke(main, args + ["--limit", "3"])
+    assert result.exit_code == 2
+    assert "already holds a model (trained on 300 events of g.txt)" in result.output
+    assert "--continue" in result.output and "--overwrite" in result.output
+    assert (tmp_path / "m" / "cb.model").read_bytes() == before
+    result = runner.invoke(main, args + ["--limit", "3", "--overwrite"])
+    assert result.exit_code == 0 and "events: 3 " in result.output
+    assert runner.invoke(main, args + ["--overwrite"]).exit_code == 0
+    result = runner.invoke(main, args + ["--continue", "--states", "3", "--seed", "4"])  # options are named
+    assert result.exit_code == 2 and "seed: the model's is 0, given 4; states: the model's is 2, given 3" in result.output
 
 
 def _bad_log(logs, tmp_path, bad_text, at=5):
