@@ -23,3 +23,13 @@ def can_fork() -> bool:
     import multiprocessing
 
     return "fork" in multiprocessing.get_all_start_methods()
+
+
+def open_text(path, mode: str = "w"):
+    """A text file, gzipped when its name ends in ``.gz`` (as VW reads it)."""
+    import gzip
+
+    path = Path(path)
+    if path.suffix == ".gz" or path.name.endswith(".gz.part"):
+        return gzip.open(path, mode + "t", compresslevel=6)
+    return open(path, mode)

@@ -6,9 +6,12 @@ Errors in data, files or arguments end with ``error: ...`` on stderr and exit co
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import re
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -17,8 +20,19 @@ from .learner import DEFAULT_CB_ARGS
 DATASETS = ("digits", "synthetic50k", "covertype")
 
 
+_API_WORDS = re.compile(r"`(\w+)(?:=(\w+))?`|\b(states|scheduler)=(['\"]?)(\w+)\4")
+
+
+def _cli_words(message: str) -> str:
+    """The API's names in a message (```cb_args```, ``states=3``) as the CLI's options."""
+    def option(m):
+        name, value = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(5))
+        return f"--{name.replace('_', '-')}" + (f" {value}" if value else "")
+    return _API_WORDS.sub(option, message)
+
+
 def _fail(message: str, code: int = 2):
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"error: {_cli_words(message)}", err=True)
     sys.exit(code)
 
 
@@ -33,6 +47,11 @@ def _errors(fn):
 
         try:
             return fn(*args, **kwargs)
+        except BrokenPipeError:  # the reader of our output went away (| head): stop quietly
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
         except LogError as err:
             _fail(str(err))
         except (ModelDirError, CheckpointError, ValueError, TypeError, ImportError) as err:
@@ -42,6 +61,25 @@ def _errors(fn):
             _fail(f"{where}{err.strerror or err}")
 
     return wrapper
+
+
+@contextlib.contextmanager
+def _stdin_logs(logs):
+    """``-`` among LOGS: standard input, spooled to a temporary file (logs are read more than once:
+    the format is detected first, and a replay's reader process reads them again)."""
+    if "-" not in logs:
+        yield list(logs)
+        return
+    if sys.stdin.isatty():
+        raise click.UsageError("- reads the log from standard input, which is a terminal here")
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="iglp-vw-stdin-") as tmp:
+        path = Path(tmp) / "stdin"
+        with open(path, "wb") as fh:
+            shutil.copyfileobj(sys.stdin.buffer, fh, 1 << 20)
+        yield [str(path) if log == "-" else log for log in logs]
 
 
 def _options(*decorators):
@@ -81,8 +119,8 @@ LEARNER = _options(
     click.option("--ik-model", type=click.Choice(["features", "slot"]), default="features", show_default=True,
                  help="IK over the candidates' features (VW --csoaa_ldf: any action set, of any size and order), "
                       "or over the action's position (--oaa K: a fixed catalogue in a fixed order only)."),
-    click.option("--max-users", type=click.IntRange(4), default=65_536, show_default=True,
-                 help="Memory budget: users whose feedback conventions are kept (~150 bytes each); beyond it the "
+    click.option("--max-users", type=click.IntRange(4), default=32_768, show_default=True,
+                 help="Memory budget: users whose feedback conventions are kept (~170 bytes each); beyond it the "
                       "least recently seen, least known users are forgotten and fall back to their segments' or "
                       "the population's convention."),
 )
@@ -217,14 +255,17 @@ def replay(logs, model_dir, states, alpha, definitely_negative, definitely_posit
         params["definitely_positive"] = sorted(definitely_positive)
     if num_actions:
         params["num_actions"] = num_actions
+    if "-" in logs and resume:
+        raise click.UsageError("--resume reads the same logs again: not from standard input")
     try:
-        summary = run_replay(
-            logs, model_dir, learner_params=params, fmt=None if fmt == "auto" else fmt,
-            feedback_namespace=feedback_namespace, feedback_from_cost=feedback_from_cost,
-            checkpoint_every=checkpoint_every, resume=resume, continue_training=continue_training,
-            overwrite=overwrite, on_bad_line=on_bad_line, trace=trace, limit=limit,
-            progress=True, max_actions=max_actions or MAX_ACTIONS,
-        )
+        with _stdin_logs(logs) as logs:
+            summary = run_replay(
+                logs, model_dir, learner_params=params, fmt=None if fmt == "auto" else fmt,
+                feedback_namespace=feedback_namespace, feedback_from_cost=feedback_from_cost,
+                checkpoint_every=checkpoint_every, resume=resume, continue_training=continue_training,
+                overwrite=overwrite, on_bad_line=on_bad_line, trace=trace, limit=limit,
+                progress=True, max_actions=max_actions or MAX_ACTIONS,
+            )
     except LogError as err:
         _fail(f"{err}\nmodels as of the last good event are in {model_dir}")
     click.echo(summary.report())
@@ -241,24 +282,33 @@ def replay(logs, model_dir, states, alpha, definitely_negative, definitely_posit
 @click.argument("logs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--model-dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="The model directory a replay (or IGLP.save) wrote.")
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Output file (default: standard output).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Output file (default: standard output; .gz: gzipped).")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True,
+              help="One JSON object per line, or CSV with a header (the pmf as ;-joined numbers).")
 @LOGS
 @_errors
-def predict(logs, model_dir, out, feedback_namespace, on_bad_line):
-    """Score logged events with a learned policy: one JSON line per event.
+def predict(logs, model_dir, out, fmt, feedback_namespace, on_bad_line):
+    """Score logged events with a learned policy: one row per event.
 
-    Each line: {"file", "line", "pmf", "action", "prob"}, the action drawn from the
-    pmf with the model's seeded generator.
+    Each row: event_id (DSJSON's EventId, else FILE:LINE), file, line, action (the
+    chosen candidate's index), action_id (its feature `id`, e.g. |Action id=17), prob
+    and pmf; the action is drawn from the pmf with the model's seeded generator.
+    Events without a label are scored too. LOGS may be - (standard input).
     """
+    from ._util import open_text
     from .replay import check_outputs, predict_log
 
-    check_outputs(logs, [out], model_dir)
-    fh = open(out, "w") if out else sys.stdout
-    try:
-        counts = predict_log(model_dir, logs, fh, on_bad_line, feedback_namespace)
-    finally:
-        if out:
-            fh.close()
+    with _stdin_logs(logs) as logs:
+        check_outputs(logs, [out], model_dir)
+        fh = open_text(out, "w") if out else sys.stdout
+        try:
+            counts = predict_log(model_dir, logs, fh, on_bad_line, feedback_namespace, fmt,
+                                 names={p: "-" for p in logs if Path(p).name == "stdin"
+                                        and Path(p).parent.name.startswith("iglp-vw-stdin-")})
+        finally:
+            if out:
+                fh.close()
     if counts.get("bad_lines"):
         click.echo(f"skipped {counts['bad_lines']} bad events", err=True)
 
@@ -282,9 +332,13 @@ def label(logs, model_dir, out, trace, online, keep_feedback, feedback_namespace
     """
     from .replay import label_log
 
-    summary = label_log(model_dir, logs, out, on_bad_line, trace, online, feedback_namespace, feedback_from_cost,
-                        keep_feedback)
+    with _stdin_logs(logs) as logs:
+        summary = label_log(model_dir, logs, out, on_bad_line, trace, online, feedback_namespace, feedback_from_cost,
+                            keep_feedback)
     click.echo(summary.report())
+    if not online:
+        click.echo("(inferred with the final model, frozen: shares differ from the replay's, whose model was "
+                   "learning as it went; --online learns as replay does)")
     click.echo(f"wrote {out}")
 
 
@@ -352,32 +406,72 @@ def sweep(config, out, scheduler, workers, resume):
               help="Feedback signal to report (repeatable; default: the 20 most frequent, 'none' included).")
 @click.option("--group-by", default=None, metavar="NAMESPACE", help="Also per user group: this context namespace.")
 @click.option("--bootstrap", type=click.IntRange(0), default=1000, show_default=True, help="Bootstrap resamples.")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True,
+              help="Intervals at level 1 - alpha.")
+@click.option("--policy", type=click.Choice(["pmf", "greedy"]), default="pmf", show_default=True,
+              help="pmf: the learned CB's pmf with its exploration (the policy as it runs); greedy: its top "
+                   "candidate only.")
+@click.option("--pmfs", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Evaluate these pmfs instead of the model's (predict's output, JSON lines or CSV; one per "
+                   "labelled event, in log order).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--feedback-namespace", default="Feedback", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the table as CSV.")
+@click.option("--events-out", type=click.Path(dir_okay=False), default=None,
+              help="Write the per-event frame (pmf, weights, signals, inferred reward): CSV, or Parquet for .parquet.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write a PNG of the lifts.")
 @_errors
-def evaluate(logs, model_dir, signals, group_by, bootstrap, seed, feedback_namespace, out, plot):
+def evaluate(logs, model_dir, signals, group_by, bootstrap, alpha, policy, pmfs, seed, feedback_namespace, out,
+             events_out, plot):
     """Off-policy evaluation of a learned policy on logs with logging probabilities.
 
-    Per feedback signal: its rate in the log (the logging policy's), its estimated rate under
-    the learned policy (IPS, self-normalised IPS, doubly robust) and the relative lift
-    (SNIPS / logging rate) with a bootstrap 95% interval, as in the paper's Table 1.
+    Per feedback signal (text and DSJSON named alike: word=w42, click, dwell; numbers by
+    value): its rate in the log (the logging policy's), its estimate under the learned
+    policy (IPS, self-normalised IPS, doubly robust), the relative lift (SNIPS / logging
+    rate, as in the paper's Table 1) and the difference, each with a bootstrap interval;
+    first the policy's value under the inferred reward. Ends with a verdict in words.
+    With --group-by the overall rows come first, then each group's.
     """
     from .evaluate import evaluate as run_evaluate
-    from .evaluate import plot_lifts
+    from .evaluate import plot_lifts, read_pmfs, verdict
     from .replay import check_outputs
 
-    check_outputs(logs, [out, plot], model_dir)
-    table = run_evaluate(model_dir, logs, signals=list(signals) or None, group_by=group_by, n_boot=bootstrap,
-                         seed=seed, feedback_namespace=feedback_namespace)
+    with _stdin_logs(logs) as logs:
+        check_outputs(logs, [out, plot, events_out], model_dir)
+        table, frame = run_evaluate(model_dir, logs, signals=list(signals) or None, group_by=group_by,
+                                    n_bootstrap=bootstrap, random_state=seed, feedback_namespace=feedback_namespace,
+                                    alpha=alpha, policy=policy, pmfs=read_pmfs(pmfs) if pmfs else None,
+                                    return_frame=True)
+    shown = table[["group", "signal", "n", "logging_rate", "snips", "dr", "lift", "lift_low", "lift_high"]]
     with pd_options():
-        click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        click.echo(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    for line in verdict(table, frame, alpha):
+        click.echo(line)
     if out:
         table.to_csv(out, index=False)
+    if events_out:
+        write_frame(frame, events_out)
+        click.echo(f"wrote {events_out}")
     if plot:
         plot_lifts(table, plot)
         click.echo(f"wrote {plot}")
+
+
+def write_frame(frame, path) -> None:
+    """A per-event frame to CSV or (``.parquet``) Parquet; pmfs as lists, signals as JSON."""
+    import json
+
+    out = frame.copy()
+    out["signals"] = out.signals.map(json.dumps)
+    if str(path).endswith(".parquet"):
+        out["pmf"] = out.pmf.map(lambda p: [float(v) for v in p])
+        try:
+            out.to_parquet(path, index=False)
+        except ImportError:
+            raise ImportError(f"{path}: Parquet needs pyarrow: pip install 'iglp-vw[parquet]'") from None
+    else:
+        out["pmf"] = out.pmf.map(lambda p: ";".join(f"{v:.6g}" for v in p))
+        out.to_csv(path, index=False)
 
 
 def pd_options():

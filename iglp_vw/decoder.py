@@ -53,7 +53,7 @@ max_users)``, age in events), are forgotten: their counts leave the Gram matrix
 population's and their segments' counts stays. A forgotten user who comes back
 starts again from their segments' (or the population's) prior. Per kept user the
 decoder holds a key, four doubles and their distinct (feedback, count) pairs
-(about 150 bytes; ~10 MB at the default 65,536), so a log of any number of users
+(about 170 bytes; ~6 MB at the default 32,768), so a log of any number of users
 fits in a fixed budget.
 
 A refit costs O(distinct (user, feedback) pairs + F^2 · dims) where F is the
@@ -106,7 +106,7 @@ class CommunicationDecoder:
     """
 
     def __init__(self, dims=1, shrinkage=5.0, refit_every=200, refit_growth=0.05, max_feedback_values=2000,
-                 max_users=65_536):
+                 max_users=32_768):
         if dims < 1:
             raise ValueError(f"`dims` must be >= 1, got {dims}")
         if shrinkage <= 0:
@@ -297,8 +297,17 @@ class CommunicationDecoder:
                 rows, cols = zip(*pairs)
                 incidence = sparse.csr_matrix((np.ones(len(pairs)), (rows, cols)), shape=(len(drop), n_seg))
                 self._seg_evicted = _resize(self._seg_evicted, (n_seg, n_fb)) + (incidence.T @ gone).tocsr()
-        keys = list(self._users)
-        self._users = {keys[r]: i for i, r in enumerate(keep.tolist())}
+        # In place (a second dict of every user would double the decoder's peak memory): the
+        # dropped keys go, the kept ones get their new rows.
+        renumber = np.full(n_users, -1)
+        renumber[keep] = np.arange(len(keep))
+        users = self._users
+        dropped = set(drop.tolist())
+        for key in [k for k, r in users.items() if r in dropped]:
+            del users[key]
+        renumber = renumber.tolist()
+        for key, r in users.items():
+            users[key] = renumber[r]
         self._counts = counts[keep].tocsr()
         self._user_weight = _take(self._user_weight, keep)
         self._user_w2 = _take(self._user_w2, keep)

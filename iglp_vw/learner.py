@@ -16,7 +16,7 @@ from .cb import WorkspaceCB
 from .decoder import CommunicationDecoder
 from .ik import ActionFeatureIK, InverseKinematics
 from .reward import GroupTest, is_extreme, reward_from_test
-from .vw import VWTexts, Features, cb_arguments, check_model_args, feedback_key, format_namespaces, user_key
+from .vw import VWTexts, Features, cb_arguments, check_model_args, check_vw_args, feedback_key, format_namespaces, user_key
 
 __all__ = ["IGLP", "DEFAULT_CB_ARGS", "InferenceWarning", "sample_pmf"]
 
@@ -41,6 +41,16 @@ MAX_IMPORTANCE_WEIGHT = 100.0
 
 _FORMAT_VERSION = 2
 _STATE_KEYS = ("decoder", "group_stats", "rng", "n_learned")
+
+
+def _namespace_names(text: str) -> list:
+    """The namespace names of a formatted context (``|User id=u1 |x a:1`` -> ``['User', 'x']``)."""
+    out = []
+    for line in text.split("\n"):
+        for chunk in line.split("|")[1:]:
+            name = chunk.split(" ", 1)[0].split(":", 1)[0]
+            out.append(name or " ")
+    return out
 
 
 class _Oracle:
@@ -159,8 +169,8 @@ class IGLP(Estimator):
         The memory budget: users (and user segments) whose feedback conventions are kept.
         Beyond it the users with the least recent evidence are forgotten and, if they come
         back, start again from their segments' or the population's convention (see
-        :class:`~iglp_vw.decoder.CommunicationDecoder`). About 150 bytes each: the default
-        65,536 is ~10 MB, whatever the number of users in the log. ``None``: no bound.
+        :class:`~iglp_vw.decoder.CommunicationDecoder`). About 170 bytes each: the default
+        32,768 is ~6 MB, whatever the number of users in the log. ``None``: no bound.
     extreme_test, prior, group_window, confidence, patience
         See above and :class:`~iglp_vw.reward.GroupTest` (``patience``: events before
         soft rewards from mixed groups, when no group is extreme).
@@ -195,7 +205,7 @@ class IGLP(Estimator):
         ik_args: Optional[str] = None,
         ik_model: str = "features",
         user_namespace: str = "User",
-        max_users: Optional[int] = 65_536,
+        max_users: Optional[int] = 32_768,
         extreme_test: str = "group",
         prior: str = "learned",
         group_window: int = 50,
@@ -215,7 +225,8 @@ class IGLP(Estimator):
             raise ValueError(f"`alpha` must be in (0, 1], got {alpha!r}")
         if states == 2 and (alpha != 1 or definitely_negative is not None or definitely_positive is not None):
             raise ValueError(
-                "`states=2` is alpha=1 with no definitely_negative/definitely_positive oracle; use states=3 for those"
+                "`states=2` means `alpha=1` and no `definitely_negative`/`definitely_positive` oracle; "
+                "use `states=3` for those"
             )
         if not isinstance(threshold, (int, float)) or not threshold > 1:
             raise ValueError(f"`threshold` must be > 1, got {threshold!r}")
@@ -242,9 +253,11 @@ class IGLP(Estimator):
             raise ValueError(f"`max_users` must be None or an int >= 4, got {max_users!r}")
         if decoder_args is not None and not isinstance(decoder_args, dict):
             raise TypeError(f"`decoder_args` must be a dict, got {decoder_args!r}")
-        for name, value in (("cb_args", cb_args), ("ik_args", ik_args)):
-            if value is not None:
-                check_model_args(value, f"`{name}`")
+        if ik_args is not None:
+            check_vw_args(ik_args, "`ik_args`", base="--oaa 2 --probabilities")
+        # VW's own parser judges the CB's arguments now, not at the first event; the CB must
+        # explore (a greedy CB's pmf is one-hot, and IGL-P learns from the logged probability).
+        check_vw_args(cb_args, "`cb_args`", require="--cb_explore_adf")
         self.num_actions = None if num_actions is None else int(num_actions)
         self.states = states
         self.alpha = float(alpha)
@@ -270,7 +283,10 @@ class IGLP(Estimator):
         self._rng = np.random.default_rng(self.seed)
         # One group bit per non-zero state by default (decoder_args may set "dims").
         self._decoder = CommunicationDecoder(**{"dims": states - 1, "max_users": self.max_users, **(decoder_args or {})})
-        self._ik = _IK[ik_model](self.num_actions, ik_args, self.seed)
+        try:
+            self._ik = _IK[ik_model](self.num_actions, ik_args, self.seed)
+        except RuntimeError as err:  # VW's parser
+            raise ValueError(f"`ik_args`: VW refuses {ik_args!r}: {' '.join(str(err).split())[:300]}") from None
         self._cb = None  # built on the first event (interactions come from its namespaces)
         self._cb_full_args: Optional[str] = None
         self._test = GroupTest(self.threshold, self.group_window, self.confidence, self.patience)
@@ -278,6 +294,8 @@ class IGLP(Estimator):
         self.n_learned = 0
         self._weight_seen = 0.0  # Σ importance weights, and of events with ρ̂ != 0: the share of
         self._weight_inferred = 0.0  # inferred rewards under the synthetic uniform policy
+        self._without_user = 0  # events whose context lacks the user namespace
+        self._namespaces_seen: list = []  # context namespaces of those (a few, for the warning)
         self._warned: set = set()
         self.last: dict = {}
 
@@ -413,6 +431,12 @@ class IGLP(Estimator):
             self.n_learned += 1
             self._weight_seen += weight
             self._weight_inferred += weight * (rho != 0.0)
+            if not user:
+                self._without_user += 1
+                if len(self._namespaces_seen) < 20:
+                    for name in _namespace_names(ctx_text):
+                        if name not in self._namespaces_seen and len(self._namespaces_seen) < 20:
+                            self._namespaces_seen.append(name)
             if self.n_learned == self.patience or (self.n_learned > self.patience and self.n_learned % self.patience == 0):
                 for message in self.diagnostics():
                     kind = message.split(" ", 3)[:3]  # one warning of each kind
@@ -459,6 +483,13 @@ class IGLP(Estimator):
           feedback (a signal users give on most items), and the inferred reward is suspect.
         """
         out = []
+        if self.n_learned and self._without_user == self.n_learned:
+            seen = ", ".join(repr(n) for n in self._namespaces_seen) or "none"
+            out.append(
+                f"no event's context has the user namespace {self.user_namespace!r} (context namespaces seen: "
+                f"{seen}): every event counts as one unknown user, so personal conventions cannot be learned "
+                "(namespace names are case-sensitive)"
+            )
         if self.n_learned >= self.patience and self._weight_inferred == 0:
             out.append(
                 f"no reward inferred after {self.n_learned:,} events: either the feedback does not depend on the "
@@ -522,6 +553,8 @@ class IGLP(Estimator):
             "n_learned": self.n_learned,
             "weight_seen": self._weight_seen,
             "weight_inferred": self._weight_inferred,
+            "without_user": self._without_user,
+            "namespaces_seen": self._namespaces_seen,
         }
         write_json(directory / "config.json", config)
         write_json(directory / "state.json", state)
@@ -577,6 +610,8 @@ class IGLP(Estimator):
             n_learned = int(state["n_learned"])
             self._weight_seen = float(state.get("weight_seen", 0.0))
             self._weight_inferred = float(state.get("weight_inferred", 0.0))
+            self._without_user = int(state.get("without_user", 0))
+            self._namespaces_seen = [str(n) for n in state.get("namespaces_seen", [])][:20]
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as err:
             raise modeldir.ModelDirError(f"{state_path}: not a learner state this version can read ({err})") from None
         self._ik = _IK[self.ik_model].load(

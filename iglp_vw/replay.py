@@ -26,7 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
+import numpy as np
+
 from . import modeldir
+from ._util import open_text
 from .cb import DriverCB, peak_rss_mb
 from .learner import IGLP, InferenceWarning
 from .logs import (
@@ -73,6 +76,7 @@ class ReplaySummary:
     driver_peak_rss_mb: float = 0.0  # VW's driver (the CB)
     slot_ik: bool = False  # the learner's IK is keyed by position (then changing action sets are warned about)
     continued_from: int = 0  # events the model had learned before this replay (--continue)
+    cb_args: str = ""  # the CB's VW arguments as run (with the interactions the learner added)
 
     def add(self, feedback: str, has_feedback: bool, rho: float) -> None:
         self.events += 1
@@ -115,6 +119,7 @@ class ReplaySummary:
             "peak_rss_mb": self.peak_rss_mb,
             "driver_peak_rss_mb": self.driver_peak_rss_mb,
             "continued_from": self.continued_from,
+            "cb_args": self.cb_args,
         }
 
     @classmethod
@@ -129,6 +134,7 @@ class ReplaySummary:
         out.peak_rss_mb = d.get("peak_rss_mb", 0.0)
         out.driver_peak_rss_mb = d.get("driver_peak_rss_mb", 0.0)
         out.continued_from = d.get("continued_from", 0)
+        out.cb_args = d.get("cb_args", "")
         return out
 
     def report(self, top: int = 15) -> str:
@@ -141,6 +147,8 @@ class ReplaySummary:
         ]
         if self.continued_from:
             lines.insert(0, f"continued a model trained on {self.continued_from:,} events")
+        if self.cb_args:
+            lines.append(f"CB: VW {self.cb_args}")
         if self.unlabelled:
             lines.insert(1, f"events without a label (no logged action, not learned from): {self.unlabelled:,}")
         ranked = sorted(self.by_feedback.items(), key=lambda kv: -sum(kv[1].values()))
@@ -162,10 +170,6 @@ class ReplaySummary:
                 "changing sets use --ik-model features (the default)."
             )
         return "\n".join(lines)
-
-
-def _share_line(name, shares, n) -> str:
-    return f"{name}: +1 {shares['+']:.1%}  0 {shares['0']:.1%}  -1/alpha {shares['-']:.1%}  (n={n:,})"
 
 
 def _share_line(name, shares, n) -> str:
@@ -417,6 +421,7 @@ class _Replay:
                 tracer.close()
         summary.warnings = learner.diagnostics()
         summary.slot_ik = learner.ik_model == "slot"
+        summary.cb_args = learner.cb_full_args or ""
         self._account(summary, started, elapsed_before, bad_before, errors_before)
         if failure is not None or stopped:  # resumable from here
             self._save(complete=False)
@@ -476,54 +481,73 @@ def _progress(enabled: bool, initial: int = 0):
 
 
 class _Tracer:
-    """One row per event to CSV (or Parquet, with pyarrow installed), streamed."""
+    """One row per event to CSV (or Parquet, with pyarrow installed: typed columns), streamed."""
 
-    def __init__(self, path, append: bool = False):
+    TYPES = {"line": "int64", "action": "int64", "prob": "float64", "ik_probability": "float64", "prior": "float64",
+             "extreme": "int8", "definitely_negative": "int8", "inferred_reward": "float64"}
+
+    def __init__(self, path, append: bool = False, columns: Sequence[str] = TRACE_COLUMNS):
         self.path = Path(path)
+        self.columns = list(columns)
         self.parquet = self.path.suffix == ".parquet"
         if self.parquet:
             try:
                 import pyarrow  # noqa: F401
             except ImportError:
-                raise ValueError(f"{self.path}: a Parquet trace needs pyarrow (pip install pyarrow), or use .csv") from None
+                raise ValueError(f"{self.path}: a Parquet trace needs pyarrow (pip install 'iglp-vw[parquet]'), "
+                                 "or use .csv") from None
             self.rows: list = []
             self.writer = None
+            self.previous = None
+            if append and self.path.exists():  # a resumed replay: the rows so far come first
+                import pyarrow.parquet as pq
+
+                self.previous = pq.read_table(self.path)
         else:
             exists = append and self.path.exists()
             self.fh = open(self.path, "a" if exists else "w", newline="")
             self.writer = csv.writer(self.fh)
             if not exists:
-                self.writer.writerow(TRACE_COLUMNS)
+                self.writer.writerow(self.columns)
 
     def write(self, path, line, action, prob, feedback, last: dict, extra: Iterable = ()) -> None:
-        row = [
-            path, line, action, prob, feedback, last["group"],
-            f"{last['ik_probability']:.6g}", f"{last['prior']:.6g}", int(last["extreme"]),
-            int(last["definitely_negative"]), last["inferred_reward"], *extra,
-        ]
         if self.parquet:
-            self.rows.append(row)
+            self.rows.append([path, line, action, prob, feedback, last["group"], last["ik_probability"], last["prior"],
+                              int(last["extreme"]), int(last["definitely_negative"]), last["inferred_reward"], *extra])
             if len(self.rows) >= 65536:
                 self._flush_parquet()
         else:
-            self.writer.writerow(row)
+            self.writer.writerow([
+                path, line, action, prob, feedback, last["group"],
+                f"{last['ik_probability']:.6g}", f"{last['prior']:.6g}", int(last["extreme"]),
+                int(last["definitely_negative"]), last["inferred_reward"], *extra,
+            ])
 
     def _flush_parquet(self) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.table({c: [str(r[i]) for r in self.rows] for i, c in enumerate(TRACE_COLUMNS)})
+        arrays = {}
+        for i, c in enumerate(self.columns):
+            values = [r[i] for r in self.rows]
+            kind = self.TYPES.get(c)
+            arrays[c] = pa.array(values, type=pa.from_numpy_dtype(np.dtype(kind))) if kind else \
+                pa.array([str(v) for v in values], type=pa.string())
+        table = pa.table(arrays)
         if self.writer is None:
-            self.writer = pq.ParquetWriter(self.path, table.schema)
+            self.tmp = self.path.with_name(self.path.name + ".part")
+            self.writer = pq.ParquetWriter(self.tmp, table.schema)
+            if self.previous is not None:
+                self.writer.write_table(self.previous.cast(table.schema))
         self.writer.write_table(table)
         self.rows = []
 
     def close(self) -> None:
         if self.parquet:
-            if self.rows:
+            if self.rows or self.writer is None:
                 self._flush_parquet()
-            if self.writer is not None:
-                self.writer.close()
+            self.writer.close()
+            os.replace(self.tmp, self.path)
         else:
             self.fh.close()
 
@@ -531,15 +555,26 @@ class _Tracer:
 # ------------------------------------------------------------------ predict / label
 
 
-def predict_log(model_dir, paths, out, on_bad_line: str = "fail", feedback_namespace: str = "Feedback") -> dict:
-    """One JSON line per event to ``out`` (a text stream): the policy's pmf and a sampled action.
+PREDICT_COLUMNS = ["event_id", "file", "line", "action", "action_id", "prob", "pmf"]
 
-    ``{"file", "line", "pmf", "action", "prob"}``; the action is drawn with the
-    model's seeded generator, so two runs print the same.
+
+def predict_log(model_dir, paths, out, on_bad_line: str = "fail", feedback_namespace: str = "Feedback",
+                fmt: str = "jsonl", names: Optional[dict] = None) -> dict:
+    """One row per event to ``out`` (a text stream): the policy's pmf and a sampled action.
+
+    Rows ``{"event_id", "file", "line", "action", "action_id", "prob", "pmf"}``: ``event_id``
+    is DSJSON's ``EventId`` (else ``file:line``), ``action`` the index of the chosen candidate
+    and ``action_id`` its id (a feature ``id`` of the candidate, as in ``|Action id=17`` or
+    ``{"Action": {"id": 17}}``; empty when it has none); the action is drawn with the
+    model's seeded generator, so two runs print the same. ``fmt``: ``"jsonl"`` or ``"csv"``
+    (the pmf then as ``;``-joined numbers). ``names``: path -> the name rows give it.
     """
+    if fmt not in ("jsonl", "csv"):
+        raise ValueError(f"`fmt` must be 'jsonl' or 'csv', got {fmt!r}")
     learner = IGLP.load(model_dir)
     stream = LogStream(paths, None, feedback_namespace, on_bad_line=on_bad_line)
     counters = Counter()
+    writer = None
     for event in stream:
         err = check_action_count(event.path, event.line, len(event.actions), learner.num_actions)
         if err is None:
@@ -553,11 +588,56 @@ def predict_log(model_dir, paths, out, on_bad_line: str = "fail", feedback_names
             counters["bad_lines"] += 1
             continue
         action, prob = learner.sample(pmf)
-        out.write(json.dumps({"file": event.path, "line": event.line, "pmf": [round(p, 6) for p in pmf],
-                              "action": action, "prob": round(prob, 6)}) + "\n")
+        ids = action_ids(event)
+        name = names.get(event.path, event.path) if names else event.path
+        row = {"event_id": event.event_id if event.event_id is not None else f"{name}:{event.line}",
+               "file": name, "line": event.line, "action": action,
+               "action_id": ids[action] if ids else None, "prob": round(prob, 6), "pmf": [round(p, 6) for p in pmf]}
+        if fmt == "jsonl":
+            out.write(json.dumps(row) + "\n")
+        else:
+            if writer is None:
+                writer = csv.DictWriter(out, PREDICT_COLUMNS, lineterminator="\n")
+                writer.writeheader()
+            writer.writerow({**row, "action_id": "" if row["action_id"] is None else row["action_id"],
+                             "pmf": ";".join(map(str, row["pmf"]))})
         counters["events"] += 1
     counters["bad_lines"] += stream.bad_lines
     return dict(counters)
+
+
+def action_ids(event) -> Optional[list]:
+    """Each candidate's id: its feature ``id`` (``|Action id=17``; DSJSON ``{"Action": {"id": 17}}``,
+    at any depth), as text; ``None`` when a candidate has none."""
+    if event.raw is not None:
+        try:
+            multi = event.raw["c"]["_multi"]
+        except (KeyError, TypeError):
+            return None
+        ids = [_json_id(a) for a in multi]
+    else:
+        ids = []
+        for text in event.actions:
+            found = None
+            for token in str(text).split():
+                if token.startswith("id="):
+                    found = token[3:].split(":", 1)[0]
+                    break
+            ids.append(found)
+    return ids if len(ids) == len(event.actions) and all(i is not None for i in ids) else None
+
+
+def _json_id(obj, depth: int = 0):
+    if not isinstance(obj, dict) or depth > 4:
+        return None
+    value = obj.get("id")
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    for v in obj.values():
+        found = _json_id(v, depth + 1) if isinstance(v, dict) else None
+        if found is not None:
+            return found
+    return None
 
 
 def label_log(model_dir, paths, out_path, on_bad_line: str = "fail", trace=None, online: bool = False,
@@ -581,7 +661,7 @@ def label_log(model_dir, paths, out_path, on_bad_line: str = "fail", trace=None,
     tmp = out_path.with_name(out_path.name + ".part")
     infer = learner.learn_reward if online else learner.infer_reward
     try:
-        with open(tmp, "w") as out:
+        with open_text(tmp, "w") as out:
             for event in stream:
                 fmt = stream.formats[event.source]
                 if event.action is None:  # nothing to label: written as it was

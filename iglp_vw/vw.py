@@ -63,7 +63,7 @@ class VWTexts(list):
     __slots__ = ()
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=8192)  # feature names and values repeat; ids do not
 def escape(token: str) -> str:
     """``token`` made safe as one VW token: separators, ``|``, ``:`` and control characters become ``_``.
 
@@ -494,6 +494,25 @@ def check_model_args(args, what: str = "VW arguments") -> list:
         out += [flag, *values]
         i += 1 if eq else 1 + n
     return out
+
+
+def check_vw_args(args, what: str = "VW arguments", require: Optional[str] = None, base: str = "") -> list:
+    """:func:`check_model_args`, then VW's own parser in a throwaway workspace: a value VW cannot
+    read (``--epsilon abc``) or a bad combination is a :class:`ValueError` naming it, before any
+    data is read. ``require``: a flag that must be among them (the CB's exploration); ``base``:
+    arguments the model adds (the IK's reduction) for the parse."""
+    tokens = check_model_args(args, what)
+    if require is not None and require not in tokens:
+        raise ValueError(f"{what}: {' '.join(tokens) or '(none)'} does not explore; IGL-P's CB needs {require} "
+                         "(a CB without exploration gives a one-hot pmf, and the logged probabilities of its "
+                         "own choices would all be 1)")
+    try:
+        ws = pyvw.Workspace(arg_list=[*split_args(base), *tokens, "--quiet"])
+    except Exception as err:  # noqa: BLE001 - VW raises RuntimeError, and others from its bindings
+        message = " ".join(str(err).split())[:300]
+        raise ValueError(f"{what}: VW refuses {' '.join(tokens)!r}: {message}") from None
+    ws.finish()
+    return tokens
 
 
 class Workspace:

@@ -348,3 +348,16 @@ def test_changing_action_sets_are_warned_about_with_the_slot_ik(logs, tmp_path):
     assert summary.action_set_changes > 250 and "the action set changed between consecutive events" in summary.report()
     summary = replay([shuffled], tmp_path / "c")  # the default IK: nothing to warn about
     assert "warning" not in summary.report()
+
+
+def test_parquet_trace_equals_the_csv_one_and_survives_a_resume(logs, tmp_path):
+    pytest.importorskip("pyarrow")
+    replay([logs / "g.txt"], tmp_path / "a", trace=tmp_path / "t.csv")
+    replay([logs / "g.txt"], tmp_path / "b", trace=tmp_path / "t.parquet", limit=500)
+    replay([logs / "g.txt"], tmp_path / "b", trace=tmp_path / "t.parquet", resume=True)
+    csv, pq = pd.read_csv(tmp_path / "t.csv"), pd.read_parquet(tmp_path / "t.parquet")
+    assert len(pq) == len(csv) == 1200
+    assert pq.line.dtype.kind == "i" and pq.inferred_reward.dtype.kind == "f"
+    for column in ("line", "action", "extreme", "inferred_reward"):
+        assert (pq[column].to_numpy() == csv[column].to_numpy()).all(), column
+    assert np.allclose(pq.ik_probability, csv.ik_probability, rtol=1e-5)
