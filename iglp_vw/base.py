@@ -77,6 +77,24 @@ class Estimator:
         """Sample an action from the pmf with the learner's seeded generator: ``(index, prob)``."""
         return sample_pmf(self._rng, self.predict(context, actions))
 
+    # ---------------------------------------------------------------- batches
+    def learn_many(self, events) -> np.ndarray:
+        """:meth:`learn` on each event in order (river's name); the same models as the loop.
+
+        ``events``: a pandas DataFrame with columns ``context, actions, action, prob`` and
+        optionally ``feedback``, or an iterable of such dicts, of ``(context, actions, action,
+        prob, feedback)`` tuples, or of :class:`~iglp_vw.logs.Event` (a log read by
+        :func:`~iglp_vw.logs.read_events`; events without a label are skipped). Returns each
+        learned event's return value (IGLP: the inferred reward).
+        """
+        out = [self.learn(*row) for row in _event_rows(events, learn=True)]
+        return np.asarray(out, float)
+
+    def predict_many(self, events) -> list:
+        """:meth:`predict` on each ``(context, actions)`` (same inputs as :meth:`learn_many`; only
+        ``context`` and ``actions`` are read): one pmf per event."""
+        return [self.predict(context, actions) for context, actions, *_ in _event_rows(events, learn=False)]
+
     # ---------------------------------------------------------------- pickling
     def _write(self, directory: Path) -> None:
         """Write the learner's models and state into ``directory`` (for pickling)."""
@@ -97,3 +115,37 @@ class Estimator:
                 (Path(tmp) / name).write_bytes(data)
             self._restore(Path(tmp))
         self._rng.bit_generator.state = state["rng"]
+
+
+_EVENT_FIELDS = ("context", "actions", "action", "prob", "feedback")
+
+
+def _event_rows(events, learn: bool):
+    """``(context, actions, action, prob, feedback)`` per event of a DataFrame, dicts, tuples or Events."""
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        pd = None
+    if pd is not None and isinstance(events, pd.DataFrame):
+        need = _EVENT_FIELDS[:4] if learn else _EVENT_FIELDS[:2]
+        missing = [c for c in need if c not in events.columns]
+        if missing:
+            raise ValueError(f"the DataFrame has no column(s) {missing} (columns: {list(events.columns)})")
+        columns = [events[c] if c in events.columns else [None] * len(events) for c in _EVENT_FIELDS]
+        yield from zip(*columns)
+        return
+    for i, event in enumerate(events):
+        if hasattr(event, "context") and hasattr(event, "actions") and hasattr(event, "feedback"):  # an Event
+            if learn and event.action is None:
+                continue
+            yield event.context, event.actions, event.action, event.prob, event.feedback
+        elif isinstance(event, dict):
+            if learn and any(k not in event for k in _EVENT_FIELDS[:4]):
+                raise ValueError(f"event {i}: needs keys {list(_EVENT_FIELDS[:4])}, got {sorted(event)}")
+            yield tuple(event.get(k) for k in _EVENT_FIELDS)
+        elif isinstance(event, (tuple, list)) and (len(event) in (4, 5) or (not learn and len(event) >= 2)):
+            row = tuple(event)[:5]
+            yield row + (None,) * (5 - len(row))
+        else:
+            raise ValueError(f"event {i}: expected a dict, a (context, actions, action, prob, feedback) tuple or an "
+                             f"Event, got {type(event).__name__}")

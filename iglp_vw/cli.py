@@ -100,14 +100,15 @@ SIMULATION = _options(
                  help="Local covtype.data(.gz) for --dataset covertype (no download at run time)."),
     click.option("--passes", type=click.IntRange(1), default=None,
                  help="Shuffled passes over the data (default: 5 for digits, 1 otherwise)."),
-    click.option("--users", type=click.IntRange(1), default=100, show_default=True),
-    click.option("--words", type=click.IntRange(2), default=100, show_default=True),
+    click.option("--users", type=click.IntRange(1), default=100, show_default=True,
+                 help="Simulated users (user ids drawn from this many)."),
+    click.option("--words", type=click.IntRange(2), default=100, show_default=True, help="Feedback words (half of them good)."),
     click.option("--bizarro-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
                  help="Share of users who say a bad word when satisfied."),
     click.option("--segments", type=click.IntRange(0), default=0, show_default=True,
                  help="Users also carry a country feature (S countries); the odd countries' users are bizarro "
                       "(instead of --bizarro-share)."),
-    click.option("--seed", type=int, default=0, show_default=True),
+    click.option("--seed", type=int, default=0, show_default=True, help="Seeds the data, the simulation and the learners."),
 )
 
 LEARNER = _options(
@@ -119,8 +120,8 @@ LEARNER = _options(
     click.option("--ik-model", type=click.Choice(["features", "slot"]), default="features", show_default=True,
                  help="IK over the candidates' features (VW --csoaa_ldf: any action set, of any size and order), "
                       "or over the action's position (--oaa K: a fixed catalogue in a fixed order only)."),
-    click.option("--max-users", type=click.IntRange(4), default=32_768, show_default=True,
-                 help="Memory budget: users whose feedback conventions are kept (~170 bytes each); beyond it the "
+    click.option("--max-users", type=click.IntRange(4), default=16_384, show_default=True,
+                 help="Memory budget: users whose feedback conventions are kept (~0.6 KB each); beyond it the "
                       "least recently seen, least known users are forgotten and fall back to their segments' or "
                       "the population's convention."),
 )
@@ -152,7 +153,7 @@ def main():
     """Personalized Interaction-Grounded Learning (IGL-P) on Vowpal Wabbit."""
 
 
-@main.command()
+@main.command(short_help="The grounded simulation on-policy (paper sec. 4.1).")
 @SIMULATION
 @LEARNER
 @click.option("--baselines/--no-baselines", default=True, show_default=True,
@@ -198,7 +199,7 @@ def grounded(dataset, covertype_path, passes, users, words, bizarro_share, segme
         click.echo(f"saved IGL-P model to {model_dir}")
 
 
-@main.command()
+@main.command(short_help="Learn a policy offline from logs (Algorithm 1).")
 @click.argument("logs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--model-dir", required=True, type=click.Path(file_okay=False), help="Where the models are written.")
 @click.option("--states", type=click.Choice(["2", "3"]), default="2", show_default=True,
@@ -216,12 +217,13 @@ def grounded(dataset, covertype_path, passes, users, words, bizarro_share, segme
               help="With --ik-model slot: the number of slots (IK classes); default: the first event's action count.")
 @click.option("--max-actions", type=click.IntRange(2), default=None,
               help="Events with more candidates are bad lines (default 1024).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds VW and the learner's sampling.")
 @click.option("--user-namespace", default="User", show_default=True, help="Context namespace that says whose feedback it is.")
 @LOGS
 @click.option("--feedback-from-cost", is_flag=True,
               help="Events with no feedback use their logged cost as the feedback value (logs that carry only _label_cost).")
-@click.option("--format", "fmt", type=click.Choice(["auto", "text", "dsjson"]), default="auto", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["auto", "text", "dsjson"]), default="auto", show_default=True,
+              help="Log format (auto: detected from the content).")
 @click.option("--checkpoint-every", type=click.IntRange(0), default=0, show_default=True,
               help="Publish the models and the position every N events (0: at the end only).")
 @click.option("--resume", is_flag=True, help="Finish an interrupted replay (same logs, same options) from its checkpoint.")
@@ -278,7 +280,7 @@ def replay(logs, model_dir, states, alpha, definitely_negative, definitely_posit
     click.echo(f"saved models to {model_dir}")
 
 
-@main.command()
+@main.command(short_help="Score logged events with a learned policy.")
 @click.argument("logs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--model-dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="The model directory a replay (or IGLP.save) wrote.")
@@ -313,10 +315,12 @@ def predict(logs, model_dir, out, fmt, feedback_namespace, on_bad_line):
         click.echo(f"skipped {counts['bad_lines']} bad events", err=True)
 
 
-@main.command()
+@main.command(short_help="Rewrite logs with the inferred reward as cost.")
 @click.argument("logs", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--model-dir", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The relabelled log (same format).")
+@click.option("--model-dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The model directory a replay (or IGLP.save) wrote.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="The relabelled log (same format; .gz: gzipped).")
 @click.option("--trace", type=click.Path(dir_okay=False), default=None, help="Per-event CSV with the IK's probabilities.")
 @click.option("--online", is_flag=True, help="Keep learning the IK and decoder while labelling (as replay does).")
 @click.option("--keep-feedback", is_flag=True, help="Keep the feedback namespace in text logs' shared lines.")
@@ -342,7 +346,7 @@ def label(logs, model_dir, out, trace, online, keep_feedback, feedback_namespace
     click.echo(f"wrote {out}")
 
 
-@main.group()
+@main.group(short_help="Write simulated logs for replay.")
 def simulate():
     """Write simulated logs (with the logging policy's probabilities) for replay."""
 
@@ -350,7 +354,8 @@ def simulate():
 @simulate.command("grounded")
 @SIMULATION
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Log to write (.gz: gzipped).")
-@click.option("--format", "fmt", type=click.Choice(["text", "dsjson"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "dsjson"]), default="text", show_default=True,
+              help="VW text ADF, or DSJSON.")
 @click.option("--logging", "policy", type=click.Choice(["uniform", "naive"]), default="uniform", show_default=True,
               help="Logging policy: uniform, or an epsilon-greedy CB fed the naive reward (good word = 1).")
 @click.option("--logging-model", type=click.Path(exists=True, file_okay=False), default=None,
@@ -371,7 +376,7 @@ def simulate_grounded(dataset, covertype_path, passes, users, words, bizarro_sha
     click.echo(f"wrote {n} events ({fmt}, {policy} logging) to {out}")
 
 
-@main.command()
+@main.command(short_help="Run a sweep of learners x logs (Dask).")
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Results CSV, one row per job (per-job directories go to OUT.jobs/).")
@@ -399,7 +404,7 @@ def sweep(config, out, scheduler, workers, resume):
         click.echo(f"failed job {row['job']}: {row['error']}", err=True)
 
 
-@main.command()
+@main.command(short_help="Off-policy evaluation of a learned policy.")
 @click.argument("logs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--model-dir", required=True, type=click.Path(exists=True, file_okay=False), help="The learned policy.")
 @click.option("--signal", "signals", multiple=True, metavar="FEAT",
@@ -414,8 +419,9 @@ def sweep(config, out, scheduler, workers, resume):
 @click.option("--pmfs", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Evaluate these pmfs instead of the model's (predict's output, JSON lines or CSV; one per "
                    "labelled event, in log order).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--feedback-namespace", default="Feedback", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the bootstrap.")
+@click.option("--feedback-namespace", default="Feedback", show_default=True,
+              help="Shared-line namespace holding the feedback in VW text logs.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the table as CSV.")
 @click.option("--events-out", type=click.Path(dir_okay=False), default=None,
               help="Write the per-event frame (pmf, weights, signals, inferred reward): CSV, or Parquet for .parquet.")

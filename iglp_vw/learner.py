@@ -169,8 +169,8 @@ class IGLP(Estimator):
         The memory budget: users (and user segments) whose feedback conventions are kept.
         Beyond it the users with the least recent evidence are forgotten and, if they come
         back, start again from their segments' or the population's convention (see
-        :class:`~iglp_vw.decoder.CommunicationDecoder`). About 170 bytes each: the default
-        32,768 is ~6 MB, whatever the number of users in the log. ``None``: no bound.
+        :class:`~iglp_vw.decoder.CommunicationDecoder`). About 0.6 KB of memory each: the default
+        16,384 is ~10 MB, whatever the number of users in the log. ``None``: no bound.
     extreme_test, prior, group_window, confidence, patience
         See above and :class:`~iglp_vw.reward.GroupTest` (``patience``: events before
         soft rewards from mixed groups, when no group is extreme).
@@ -205,7 +205,7 @@ class IGLP(Estimator):
         ik_args: Optional[str] = None,
         ik_model: str = "features",
         user_namespace: str = "User",
-        max_users: Optional[int] = 32_768,
+        max_users: Optional[int] = 16_384,
         extreme_test: str = "group",
         prior: str = "learned",
         group_window: int = 50,

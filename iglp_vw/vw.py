@@ -185,9 +185,26 @@ def format_namespaces(features: Features, what: str = "features") -> str:
     return VWText(" ".join(parts))
 
 
-def _other_token(name: str, value, where: str) -> list:
+def _other_token(name: str, value, where: str, depth: int = 0) -> list:
     """Feature tokens of a value that is not a plain str, int, float or bool: numpy scalars
-    (``np.int64``, ``np.float32``, ``np.bool_``) and other numbers."""
+    (``np.int64``, ``np.float32``, ``np.bool_``), other numbers, and lists/tuples/arrays of
+    these (a multi-valued feature: ``{"tags": ["a", "b"]}`` is ``tags=a tags=b``, numbers
+    ``{"emb": [0.5, 2]}`` are ``emb_0:0.5 emb_1:2``).
+
+    >>> _other_token("tags", ["a", "b c"], "x"), _other_token("emb", (0.5, 0, 2), "x")
+    (['tags=a', 'tags=b_c'], ['emb_0:0.5', 'emb_2:2'])
+    """
+    if isinstance(value, (list, tuple, np.ndarray)) and depth == 0:
+        out = []
+        for i, item in enumerate(value.tolist() if isinstance(value, np.ndarray) else value):
+            if isinstance(item, str):
+                out.append(f"{name}={escape(item)}")
+            elif isinstance(item, (bool, np.bool_)) or item is None:
+                if item:
+                    out.append(f"{name}_{i}")
+            else:
+                out.extend(_other_token(f"{name}_{i}", item, f"{where}[{i}]", depth + 1))
+        return out
     if isinstance(value, np.generic):
         value = value.item()
         if isinstance(value, bool):
@@ -199,7 +216,7 @@ def _other_token(name: str, value, where: str) -> list:
         return [f"{name}:{_number(value, where)}"] if value else []
     if isinstance(value, bool):  # a bool subclass
         return [name] if value else []
-    raise TypeError(f"`{where}` must be str, number or bool, got {type(value).__name__}")
+    raise TypeError(f"`{where}` must be str, number, bool, None or a list of these, got {type(value).__name__}")
 
 
 # ----------------------------------------------------------------------------- ADF lines

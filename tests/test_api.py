@@ -83,7 +83,9 @@ def test_invalid_learn_arguments(context, actions, call, match):
 def test_bad_features_get_clear_errors(actions):
     learner = IGLP(10)
     with pytest.raises(TypeError, match=r"context\['x'\]\['f'\]"):
-        learner.predict({"x": {"f": [1, 2]}}, actions)
+        learner.predict({"x": {"f": {"nested": 1}}}, actions)
+    with pytest.raises(TypeError, match=r"context\['x'\]\['f'\]\[0\]"):
+        learner.predict({"x": {"f": [[1, 2]]}}, actions)  # a list of lists
     with pytest.raises(ValueError, match="must be finite"):
         learner.predict({"x": {"f": float("inf")}}, actions)
     with pytest.raises(ValueError, match="more than num_actions"):
@@ -207,3 +209,40 @@ def test_action_feature_ik_continues_exactly_after_reload(tmp_path):
     resumed.save(tmp_path / "b")
     for name in ("cb.model", "ik.model", "ik_prior.model", "state.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def _events(n=300, seed=0, numpy_values=False):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for t in range(n):
+        user = int(rng.integers(5))
+        a = int(rng.integers(3))
+        good = a == user % 3
+        value = np.int64(user) if numpy_values else user
+        rows.append({"context": {"User": {"id": f"u{user}"}, "x": {"n": value, "tags": ["a", f"t{user}"]}},
+                     "actions": [{"Action": {"id": str(k)}} for k in range(3)],
+                     "action": a, "prob": 1 / 3,
+                     "feedback": {"Feedback": {"word": f"w{int(good) * 2 + int(rng.integers(2))}"}}})
+    return rows
+
+
+def test_learn_many_on_a_dataframe_equals_the_loop_and_numpy_values_learn_like_python_ones(tmp_path):
+    import pandas as pd
+
+    events = _events()
+    loop = IGLP(seed=0)
+    rhos = [loop.learn(e["context"], e["actions"], e["action"], e["prob"], e["feedback"]) for e in events]
+    batch = IGLP(seed=0)
+    got = batch.learn_many(pd.DataFrame(events))
+    assert np.array_equal(got, np.asarray(rhos))
+    numpy = IGLP(seed=0)
+    assert np.array_equal(numpy.learn_many(_events(numpy_values=True)), got)  # np.int64 values, dicts
+    for learner, name in ((loop, "loop"), (batch, "batch"), (numpy, "numpy")):
+        learner.save(tmp_path / name)
+    for f in ("cb.model", "ik.model", "ik_prior.model"):
+        assert (tmp_path / "loop" / f).read_bytes() == (tmp_path / "batch" / f).read_bytes() \
+            == (tmp_path / "numpy" / f).read_bytes(), f
+    pmfs = batch.predict_many(pd.DataFrame(events[:5])[["context", "actions"]])
+    assert pmfs == [loop.predict(e["context"], e["actions"]) for e in events[:5]]
+    with pytest.raises(ValueError, match="no column"):
+        batch.learn_many(pd.DataFrame(events)[["context", "actions"]])

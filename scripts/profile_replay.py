@@ -1,0 +1,137 @@
+"""Where a replay's time goes: reader, formatting, decoder, IK, prior, CB (issue 12's breakdown).
+
+Generates a grounded log (synthetic50k, uniform logging, --users users) and replays it in
+this process with timers around each part of Algorithm 1 (the learner's own methods,
+wrapped; the models are the same as an untimed replay's):
+
+  reader      waiting for the next event (the forked reader parses the log in parallel;
+              with --serial-read its parsing is timed here instead)
+  decoder     CommunicationDecoder.code and .update
+  IK, prior   the two VW workspaces' learn calls (csoaa_ldf, in this process)
+  CB          handing the event to VW's driver (a pipe write; the driver learns on the other core)
+  formatting  the rest of IGLP.learn: VW text of context, actions and labels, the group test, ρ̂
+
+and prints each part's µs per event and share, next to VW's own driver on the same log.
+
+    python scripts/profile_replay.py --events 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--serial-read", action="store_true", help="Parse the log in this process too.")
+    args = parser.parse_args()
+
+    from iglp_vw import decoder as decoder_mod
+    from iglp_vw import ik as ik_mod
+    from iglp_vw.cb import DriverCB
+    from iglp_vw.learner import IGLP
+    from iglp_vw.replay import replay
+    from iglp_vw.stream import LogStream
+
+    spent = defaultdict(float)
+
+    def timed(owner, name, part):
+        original = getattr(owner, name)
+
+        def wrapper(*a, **kw):
+            start = time.perf_counter()
+            try:
+                return original(*a, **kw)
+            finally:
+                spent[part] += time.perf_counter() - start
+
+        setattr(owner, name, wrapper)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "log.txt"
+        subprocess.run([sys.executable, "-m", "iglp_vw.cli", "simulate", "grounded", "--dataset", "synthetic50k",
+                        "--passes", str(-(-args.events // 50_000)), "--events", str(args.events), "--users",
+                        str(args.users), "--seed", str(args.seed), "--out", str(log)], check=True, capture_output=True)
+
+        # IK vs prior: the two workspaces of the action-feature IK, told apart by the call order.
+        original_learn = ik_mod.ActionFeatureIK.learn
+
+        def ik_learn(self, context_text, code, action, weight, action_texts=()):
+            ik, prior = self._workspaces(context_text, action_texts)
+            shared = f"{context_text} |{ik_mod.CODE_NAMESPACE} {code} "
+            t0 = time.perf_counter()
+            lines = self._lines(shared, action_texts, action, weight)
+            t1 = time.perf_counter()
+            posterior = ik.learn(lines)[action]
+            t2 = time.perf_counter()
+            lines = self._lines(context_text, action_texts, action, weight)
+            t3 = time.perf_counter()
+            p = prior.learn(lines)[action]
+            t4 = time.perf_counter()
+            spent["IK"] += t2 - t1
+            spent["prior"] += t4 - t3
+            spent["IK formatting"] += (t1 - t0) + (t3 - t2)
+            return posterior, p
+
+        ik_mod.ActionFeatureIK.learn = ik_learn
+        timed(decoder_mod.CommunicationDecoder, "code", "decoder")
+        timed(decoder_mod.CommunicationDecoder, "update", "decoder")
+        timed(DriverCB, "learn", "CB (pipe)")
+        timed(IGLP, "learn", "learn total")
+        timed(LogStream, "__iter__", "_iter")  # only to find the generator below
+        original_iter = LogStream.__iter__
+
+        def iterate(self):
+            it = original_iter(self)
+            while True:
+                start = time.perf_counter()
+                try:
+                    event = next(it)
+                except StopIteration:
+                    return
+                finally:
+                    spent["reader"] += time.perf_counter() - start
+                yield event
+
+        LogStream.__iter__ = iterate
+        start = time.perf_counter()
+        summary = replay([log], Path(tmp) / "model", parallel_read=not args.serial_read,
+                         learner_params={"seed": args.seed})
+        wall = time.perf_counter() - start
+        ik_mod.ActionFeatureIK.learn = original_learn
+        cb_args = IGLP.load(Path(tmp) / "model").cb_full_args
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "vowpalwabbit", *cb_args.split(), "-d", str(log), "--quiet"], check=True)
+        vw = time.perf_counter() - t0
+
+    n = summary.events
+    learn = spent.pop("learn total")
+    spent.pop("_iter", None)
+    parts = {
+        "reader": spent["reader"],
+        "formatting (IK lines)": spent["IK formatting"],
+        "IK (VW csoaa_ldf)": spent["IK"],
+        "prior (VW csoaa_ldf)": spent["prior"],
+        "decoder": spent["decoder"],
+        "CB (pipe to VW's driver)": spent["CB (pipe)"],
+    }
+    parts["formatting, group test, rest of learn"] = learn - sum(v for k, v in parts.items() if k != "reader")
+    parts["replay loop (summary, checks)"] = wall - learn - spent["reader"]
+    print(f"{n:,} events, {args.users:,} users: replay {wall:.1f} s ({n / wall:,.0f} ev/s); "
+          f"VW's driver, CB alone: {vw:.1f} s ({n / vw:,.0f} ev/s); ratio {vw / wall:.3f}")
+    print(f"{'part':<40}{'µs/event':>10}{'share':>8}")
+    for name, seconds in parts.items():
+        print(f"{name:<40}{1e6 * seconds / n:>10.1f}{seconds / wall:>8.1%}")
+
+
+if __name__ == "__main__":
+    main()
