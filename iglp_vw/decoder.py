@@ -49,8 +49,8 @@ that country's convention, and their own events take over as they come.
 user would exceed that, the quarter of the kept users with the least effective
 evidence, discounted by how long ago they were last seen (``m / (1 + age /
 max_users)``, age in events), are forgotten: their counts leave the Gram matrix
-(the kept users' rows carry the directions), while what they added to the
-population's and their segments' counts stays. A forgotten user who comes back
+(their summed Gram terms stay in the directions, up to 512 feedback values), and
+what they added to the population's and their segments' counts stays. A forgotten user who comes back
 starts again from their segments' (or the population's) prior. Per kept user the
 decoder holds a key, four doubles and their distinct (feedback, count) pairs
 (about 170 bytes live, ~0.6 KB of resident memory measured: ~10 MB at the default
@@ -74,6 +74,9 @@ from scipy import sparse
 from threadpoolctl import ThreadpoolController
 
 _CONTROLLER = None
+# Forgotten users still count in the directions through their summed Gram terms (an F x F
+# matrix), as long as the feedback values are this few (a free-text vocabulary is not).
+MAX_EVICTED_GRAM_COLUMNS = 512
 
 
 def _blas_controller() -> ThreadpoolController:
@@ -135,6 +138,10 @@ class CommunicationDecoder:
         self._user_tokens: list = []  # per user row: the segment rows of its features (none for one feature)
         self._evicted = np.zeros(0)  # per feedback column: the forgotten users' counts (population)
         self._seg_evicted = sparse.csr_matrix((0, 0))  # per segment: the forgotten users' counts
+        self._ev_gram = np.zeros((0, 0))  # the forgotten users' Σ a² P̂ P̂ᵀ, Σ a² P̂, Σ a², Σ a²/m
+        self._ev_b = np.zeros(0)
+        self._ev_aa = 0.0
+        self._ev_noise = 0.0
         self.evicted_users = 0
         self._segments: dict = {}  # feature ("country=fr") -> segment row
         self._seg_weight: list = []  # per segment row: Σ w, Σ w², [Σ w · loading(f)]
@@ -290,6 +297,17 @@ class CommunicationDecoder:
         drop = np.setdiff1d(np.arange(n_users), keep, assume_unique=True)
         gone = counts[drop]
         self._evicted = _pad(self._evicted, n_fb) + np.asarray(gone.sum(axis=0)).ravel()
+        if n_fb <= MAX_EVICTED_GRAM_COLUMNS:
+            w = np.frombuffer(self._user_weight, float)[drop]
+            v = np.frombuffer(self._user_w2, float)[drop]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                m = np.where(v > 0, w * w / v, 0.0)
+                a = m / (m + self.shrinkage)
+                rows = sparse.diags(np.where(w > 0, a / w, 0.0)) @ gone
+                self._ev_noise += float(np.where(m > 0, a * a / m, 0.0).sum())
+            self._ev_gram = _pad2(self._ev_gram, n_fb) + (rows.T @ rows).toarray()
+            self._ev_b = _pad(self._ev_b, n_fb) + np.asarray(rows.T @ a).ravel()
+            self._ev_aa += float(a @ a)
         n_seg = len(self._seg_weight)
         if n_seg:
             pairs = [(i, t) for i, r in enumerate(drop.tolist()) for t in self._user_tokens[r]]
@@ -361,9 +379,10 @@ class CommunicationDecoder:
         keep = np.argsort(-col_weight, kind="stable")[: self.max_feedback_values]
         mask = np.zeros(n_fb, bool)
         mask[keep] = True
-        c = counts[:, np.flatnonzero(mask)] if not mask.all() else counts
+        cols = np.flatnonzero(mask)
+        c = counts[:, cols] if not mask.all() else counts
         g = np.full(c.shape[1], 1.0 / c.shape[1])  # uniform reference: usual vs rare feedback
-        gram = self._gram(c)
+        gram = self._gram(c, cols)
         vals, vecs = np.linalg.eigh(gram)
         top = vecs[:, ::-1][:, : self.dims]
         if top.shape[1] < self.dims:
@@ -412,17 +431,30 @@ class CommunicationDecoder:
         g = np.full(c.shape[1], 1.0 / c.shape[1])
         return sparse.diags(d) @ c, a, g, m
 
-    def _gram(self, c):
+    def _gram(self, c, cols=None):
         """The F x F Gram matrix of the weighted, centred rows, less their expected sampling
-        covariance: Σ_u a_u² (P̂_u - g)(P̂_u - g)ᵀ - Σ_u (a_u² / m_u) (diag p - p pᵀ)."""
+        covariance: Σ_u a_u² (P̂_u - g)(P̂_u - g)ᵀ - Σ_u (a_u² / m_u) (diag p - p pᵀ); the
+        forgotten users' terms included. ``cols``: the columns of the counts ``c`` holds."""
         m_rows, a, g, m = self._rows(c)
         b = np.asarray(m_rows.T @ a).ravel()
         gram = (m_rows.T @ m_rows).toarray() - np.outer(b, g) - np.outer(g, b) + (a @ a) * np.outer(g, g)
-        total = c.sum()
+        col_sums = np.asarray(c.sum(axis=0)).ravel()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            noise = np.where(m > 0, a * a / m, 0.0).sum()
+        if self.evicted_users:
+            n_fb = len(self._feedback)
+            cols = np.arange(c.shape[1]) if cols is None else cols
+            if len(self._ev_gram):
+                ev = _pad2(self._ev_gram, n_fb)[np.ix_(cols, cols)]
+                eb = _pad(self._ev_b, n_fb)[cols]
+                gram += ev - np.outer(eb, g) - np.outer(g, eb) + self._ev_aa * np.outer(g, g)
+                noise += self._ev_noise
+            col_sums = col_sums + _pad(self._evicted, n_fb)[cols]
+            total = col_sums.sum()
+        else:
+            total = c.sum()
         if total > 0:
-            p = np.asarray(c.sum(axis=0)).ravel() / total  # the population's distribution
-            with np.errstate(divide="ignore", invalid="ignore"):
-                noise = np.where(m > 0, a * a / m, 0.0).sum()
+            p = col_sums / total  # the population's distribution
             gram -= noise * (np.diag(p) - np.outer(p, p))
         return gram
 
@@ -475,6 +507,8 @@ class CommunicationDecoder:
             "user_last": self._user_last.tolist(),
             "evicted_users": self.evicted_users,
             "evicted": self._evicted.tolist(),
+            "evicted_gram": {"gram": self._ev_gram.tolist(), "b": self._ev_b.tolist(), "aa": self._ev_aa,
+                             "noise": self._ev_noise},
             "seg_evicted": {
                 "data": self._seg_evicted.data.tolist(),
                 "indices": self._seg_evicted.indices.tolist(),
@@ -508,6 +542,11 @@ class CommunicationDecoder:
         self._evicted = np.asarray(state.get("evicted", []), float)
         if "seg_evicted" in state:
             self._seg_evicted = _csr(state["seg_evicted"])
+        if "evicted_gram" in state:
+            ev = state["evicted_gram"]
+            self._ev_b = np.asarray(ev["b"], float)
+            self._ev_gram = np.asarray(ev["gram"], float).reshape(len(self._ev_b), len(self._ev_b))
+            self._ev_aa, self._ev_noise = float(ev["aa"]), float(ev["noise"])
         self._segments = {t: i for i, t in enumerate(state["segments"])}
         self._seg_weight = [float(w) for w in state["seg_weight"]]
         self._seg_w2 = [float(w) for w in state["seg_w2"]]
@@ -531,6 +570,14 @@ def _csr(d: dict) -> sparse.csr_matrix:
 
 def _pad(v: np.ndarray, n: int) -> np.ndarray:
     return v if len(v) >= n else np.concatenate([v, np.zeros(n - len(v))])
+
+
+def _pad2(m: np.ndarray, n: int) -> np.ndarray:
+    if m.shape[0] >= n:
+        return m
+    out = np.zeros((n, n))
+    out[: m.shape[0], : m.shape[1]] = m
+    return out
 
 
 def _resize(m: sparse.csr_matrix, shape) -> sparse.csr_matrix:

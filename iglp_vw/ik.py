@@ -20,7 +20,7 @@ extreme one.
 
 from __future__ import annotations
 
-from .vw import Workspace, adf_lines, build_args, namespace_chars, reload_args, split_args
+from .vw import VWText, VWTexts, Workspace, adf_lines, build_args, namespace_chars, reload_args, split_args
 
 # Namespace holding the group code in IK examples; VW keys interactions on the
 # first character, and '_' is not a first character users give namespaces.
@@ -147,22 +147,40 @@ class ActionFeatureIK:
 
     @staticmethod
     def _lines(shared: str, action_texts, action=None, weight=None):
-        # Predictions carry labels too (every cost 0): VW 9.11.9's csoaa_ldf predicts uniform
-        # probabilities for unlabelled examples, and then crashes finishing them.
-        labels = [f"{i + 1}:{0 if action is None or i == action else weight:.9g}" for i in range(len(action_texts))]
-        return adf_lines(shared, action_texts, labels=labels)
+        return ActionFeatureIK._with_shared(shared, ActionFeatureIK._body(action_texts, action, weight))
+
+    @staticmethod
+    def _body(action_texts, action=None, weight=None) -> list:
+        """The candidates' lines, each with its csoaa_ldf label ``k:cost`` (the IK's and the
+        prior's are the same: built once per event). Predictions carry labels too (every cost
+        0): VW 9.11.9's csoaa_ldf predicts uniform probabilities for unlabelled examples, and
+        then crashes finishing them."""
+        wrong = "0" if action is None else f"{weight:.9g}"
+        if type(action_texts) is VWTexts and "" not in action_texts:  # checked lines, none empty
+            return [f"{i + 1}:{'0' if i == action else wrong} {text}" for i, text in enumerate(action_texts)]
+        return adf_lines("", action_texts,
+                         labels=[f"{i + 1}:{'0' if i == action else wrong}" for i in range(len(action_texts))])
+
+    @staticmethod
+    def _with_shared(shared: str, body: list) -> list:
+        if not shared:
+            return body
+        if type(shared) is not VWText and ("\n" in shared or "\r" in shared):
+            raise ValueError(f"the shared features must be one line, got {shared[:80]!r}")
+        return ["shared " + shared, *body]
 
     def learn(self, context_text, code, action, weight, action_texts=()):
         """Predict then learn one event; ``(P̂(a|x,s), P̂(a|x))`` before the update."""
         ik, prior = self._workspaces(context_text, action_texts)
-        shared = f"{context_text} |{CODE_NAMESPACE} {code} "
-        posterior = ik.learn(self._lines(shared, action_texts, action, weight))[action]
-        return posterior, prior.learn(self._lines(context_text, action_texts, action, weight))[action]
+        body = self._body(action_texts, action, weight)
+        posterior = ik.learn(self._with_shared(f"{context_text} |{CODE_NAMESPACE} {code} ", body))[action]
+        return posterior, prior.learn(self._with_shared(context_text, body))[action]
 
     def predict(self, context_text, code, action, action_texts=()):
         ik, prior = self._workspaces(context_text, action_texts)
-        shared = f"{context_text} |{CODE_NAMESPACE} {code} "
-        return ik.predict(self._lines(shared, action_texts))[action], prior.predict(self._lines(context_text, action_texts))[action]
+        body = self._body(action_texts)
+        return (ik.predict(self._with_shared(f"{context_text} |{CODE_NAMESPACE} {code} ", body))[action],
+                prior.predict(self._with_shared(context_text, body))[action])
 
     def save(self, ik_path, prior_path) -> None:
         if self._ik is not None:

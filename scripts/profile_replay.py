@@ -67,13 +67,13 @@ def main() -> None:
 
         def ik_learn(self, context_text, code, action, weight, action_texts=()):
             ik, prior = self._workspaces(context_text, action_texts)
-            shared = f"{context_text} |{ik_mod.CODE_NAMESPACE} {code} "
             t0 = time.perf_counter()
-            lines = self._lines(shared, action_texts, action, weight)
+            body = self._body(action_texts, action, weight)
+            lines = self._with_shared(f"{context_text} |{ik_mod.CODE_NAMESPACE} {code} ", body)
             t1 = time.perf_counter()
             posterior = ik.learn(lines)[action]
             t2 = time.perf_counter()
-            lines = self._lines(context_text, action_texts, action, weight)
+            lines = self._with_shared(context_text, body)
             t3 = time.perf_counter()
             p = prior.learn(lines)[action]
             t4 = time.perf_counter()

@@ -108,24 +108,33 @@ def test_memory_is_bounded_in_users_and_the_convention_survives():
 
 
 def test_segments_are_bounded_too_and_keep_their_evidence():
-    """Keys "id=uN country=cK": ids are forgotten, countries (few, with much evidence) are kept
-    and carry what the forgotten users said."""
-    rng = np.random.default_rng(1)
-    decoder = CommunicationDecoder(dims=1, max_users=32)
-    good = np.arange(20) < 10
-    for u in range(3000):
-        country = u % 4
-        bizarro = country % 2 == 1
-        reward = rng.random() < 0.1
-        pool = np.flatnonzero(good if reward != bizarro else ~good)
-        decoder.update(f"id=u{u} country=c{country}", f"w{rng.choice(pool)}", 1.0)
-    decoder.refit()
+    """Keys "id=uN country=cK" (1,500 ids seen 4 times on average, 4 countries, the odd ones
+    bizarro) under a budget of 32: ids are forgotten, countries (few, with much evidence) are
+    kept and carry what the forgotten users said, and the words are split as without a budget."""
+    def run(cap):
+        rng = np.random.default_rng(1)
+        decoder = CommunicationDecoder(dims=1, max_users=cap)
+        good = np.arange(20) < 10
+        for _ in range(6000):
+            u = int(rng.integers(1500))
+            bizarro = u % 4 % 2 == 1
+            reward = rng.random() < 0.1
+            pool = np.flatnonzero(good if reward != bizarro else ~good)
+            decoder.update(f"id=u{u} country=c{u % 4}", f"w{rng.choice(pool)}", 1.0)
+        decoder.refit()
+        even = [decoder.code("id=new country=c0", f"w{w}") for w in range(20)]
+        odd = [decoder.code("id=new country=c1", f"w{w}") for w in range(20)]
+        return decoder, even, odd
+
+    decoder, even, odd = run(32)
     assert len(decoder._users) <= 32 and len(decoder._segments) <= 32
     assert {f"country=c{k}" for k in range(4)} <= set(decoder._segments)
     # a new user of an odd country gets the opposite code to a new user of an even one
-    even = [decoder.code("id=new country=c0", f"w{w}") for w in range(20)]
-    odd = [decoder.code("id=new country=c1", f"w{w}") for w in range(20)]
-    assert all(a != b for a, b in zip(even, odd))
+    assert sum(a != b for a, b in zip(even, odd)) >= 19
+    assert len(set(even[:10])) == 1 and len(set(even[11:])) == 1 and even[0] != even[-1]
+    unbounded, even_all, _ = run(None)
+    assert len(unbounded._users) > 1000
+    assert sum(a == b for a, b in zip(even, even_all)) >= 19
 
 
 def test_state_round_trip_with_evictions_continues_identically(digits):
