@@ -41,7 +41,7 @@ from .stream import LogStream
 from .vw import namespace_of
 
 __all__ = ["evaluate", "events_frame", "estimate", "feedback_signals", "signal_values", "read_pmfs", "verdict",
-           "plot_lifts"]
+           "pmf_matrix", "signal_array", "reward_estimates", "plot_lifts"]
 
 NONE_SIGNAL = "none"
 INFERRED = "inferred reward"
@@ -273,13 +273,9 @@ def estimate(
             raise ValueError(f"no event has the signal(s) {', '.join(map(repr, unknown))}; signals seen (events): "
                              f"{listed}{more}")
     rng = np.random.default_rng(random_state)
-    width = int(frame.n_actions.max())
-    pi = np.zeros((len(frame), width))
-    for i, pmf in enumerate(frame.pmf):
-        pi[i, : len(pmf)] = pmf
+    pi = pmf_matrix(frame)
     a = frame.action.to_numpy(int)
-    ys = {s: (frame.inferred_reward.to_numpy(float) if s == INFERRED and s not in seen.index
-              else np.fromiter((ss.get(s, 0.0) for ss in frame.signals), float, len(frame))) for s in signals}
+    ys = {s: signal_array(frame, s) for s in signals}
     q_hat = {s: _reward_model(reward_model, frame, pi, a, y) for s, y in ys.items()}
     groups = frame.group.to_numpy(object)
     blocks = [("all", np.arange(len(frame)))]
@@ -322,6 +318,31 @@ def estimate(
             rows.append(row)
     order = ["group", "signal", "n", "logging_rate"] + [c for name in ESTIMATES for c in (name, f"{name}_low", f"{name}_high")]
     return pd.DataFrame(rows)[order]
+
+
+def pmf_matrix(frame: pd.DataFrame) -> np.ndarray:
+    """The policy's pmfs as an (events, most candidates) array, padded with 0 (obp's
+    ``action_dist`` is this with a trailing axis: ``pmf_matrix(frame)[:, :, None]``)."""
+    width = int(frame.n_actions.max())
+    pi = np.zeros((len(frame), width))
+    for i, pmf in enumerate(frame.pmf):
+        pi[i, : len(pmf)] = pmf
+    return pi
+
+
+def signal_array(frame: pd.DataFrame, signal: str) -> np.ndarray:
+    """One signal's value per event (0 where absent; ``"inferred reward"``: ρ̂): obp's ``reward``."""
+    if signal == INFERRED and "inferred_reward" in frame:
+        return frame.inferred_reward.to_numpy(float)
+    return np.fromiter((ss.get(signal, 0.0) for ss in frame.signals), float, len(frame))
+
+
+def reward_estimates(frame: pd.DataFrame, signal: str, reward_model=None) -> np.ndarray:
+    """DR's q̂(x, a) for every event and candidate position, an (events, candidates) array (obp's
+    ``estimated_rewards_by_reg_model`` with a trailing axis): the per-action mean of the
+    signal, or ``reward_model`` (a scikit-learn regressor) fitted on the frame."""
+    return _reward_model(reward_model, frame, pmf_matrix(frame), frame.action.to_numpy(int),
+                         signal_array(frame, signal))
 
 
 def _reward_model(model, frame, pi, a, y) -> np.ndarray:

@@ -462,7 +462,7 @@ def _trained_on(model_dir: Path) -> str:
         set_dir = modeldir.open_set(model_dir)
         state = modeldir.read_json(set_dir / REPLAY_STATE, "replay state")
         logs = ", ".join(Path(p).name for p in state["options"]["logs"])
-        return f" (trained on {_events_of(state):,} events of {logs})"
+        return f" (trained on {_events_of(state):,} events; last log: {logs})"
     except Exception:  # noqa: BLE001 - only a detail of the message
         return ""
 

@@ -114,7 +114,7 @@ def test_a_trained_model_is_not_replaced_silently(logs, tmp_path):
     before = (tmp_path / "m" / "cb.model").read_bytes()
     result = runner.invoke(main, args + ["--limit", "3"])
     assert result.exit_code == 2
-    assert "already holds a model (trained on 300 events of g.txt)" in result.output
+    assert "already holds a model (trained on 300 events; last log: g.txt)" in result.output
     assert "--continue" in result.output and "--overwrite" in result.output
     assert (tmp_path / "m" / "cb.model").read_bytes() == before
     result = runner.invoke(main, args + ["--limit", "3", "--overwrite"])
