@@ -59,11 +59,9 @@ def feedback_signals(feedback: str) -> set:
     return set(_text_values(feedback))
 
 
-def _text_values(feedback: str) -> dict:
-    if feedback == NO_FEEDBACK:
-        return {NONE_SIGNAL: 1.0}
-    out: dict = {}
-    for token in feedback.split():
+def _features(text: str):
+    """``(name, value)`` of each feature of VW text (namespaces skipped; no value: 1)."""
+    for token in text.split():
         if token.startswith("|"):
             continue
         name, colon, value = token.partition(":")
@@ -71,8 +69,14 @@ def _text_values(feedback: str) -> dict:
             v = float(value) if colon else 1.0
         except ValueError:
             v = 1.0
-        if not np.isfinite(v):
-            v = 1.0
+        yield name, (v if np.isfinite(v) else 1.0)
+
+
+def _text_values(feedback: str) -> dict:
+    if feedback == NO_FEEDBACK:
+        return {NONE_SIGNAL: 1.0}
+    out: dict = {}
+    for name, v in _features(feedback):
         out[name] = out.get(name, 0.0) + v
     return out or {NONE_SIGNAL: 1.0}
 
@@ -359,18 +363,10 @@ def _reward_model(model, frame, pi, a, y) -> np.ndarray:
     contexts = list(frame["context"]) if "context" in frame else [""] * n
 
     def features(i, c):
-        tokens = {}
-        for token in contexts[i].split():
-            if token.startswith("|"):
-                continue
-            name, colon, value = token.partition(":")
-            try:
-                v = float(value) if colon else 1.0
-            except ValueError:
-                v = 1.0
+        tokens = {f"a{c}": 1.0}
+        for name, v in _features(contexts[i]):
             tokens[name] = v
             tokens[f"a{c}^{name}"] = v
-        tokens[f"a{c}"] = 1.0
         return tokens
 
     fitted = clone(model)
