@@ -147,8 +147,6 @@ class ReplaySummary:
         ]
         if self.continued_from:
             lines.insert(0, f"continued a model trained on {self.continued_from:,} events")
-        if self.cb_args:
-            lines.append(f"CB: VW {self.cb_args}")
         if self.unlabelled:
             lines.insert(1, f"events without a label (no logged action, not learned from): {self.unlabelled:,}")
         ranked = sorted(self.by_feedback.items(), key=lambda kv: -sum(kv[1].values()))
@@ -158,6 +156,8 @@ class ReplaySummary:
                 lines.append("  " + _share_line(fb, self.shares(counts), sum(counts.values())))
             if len(ranked) > top:
                 lines.append(f"  ... and {len(ranked) - top} more feedback values")
+        if self.cb_args:
+            lines.append(f"CB: VW {self.cb_args}")
         for err in self.errors:
             lines.append(f"skipped: {err}")
         for message in self.warnings:
