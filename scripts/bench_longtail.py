@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -40,7 +41,7 @@ def _run(cmd):
     return proc.stdout
 
 
-def one(work: Path, population: str, users: int, events: int, seed: int) -> dict:
+def one(work: Path, population: str, users: int, events: int, seed: int, replay_args=()) -> dict:
     name = f"{population}-{users}"
     log, truth, model, trace = (work / f"{name}.txt", work / f"{name}.truth.csv", work / f"m-{name}",
                                 work / f"{name}.trace.csv")
@@ -49,7 +50,7 @@ def one(work: Path, population: str, users: int, events: int, seed: int) -> dict
                 "--events", str(events), "--users", str(users), *pop, "--seed", str(seed), "--out", log,
                 "--truth", truth])
     start = time.perf_counter()
-    out = _run(CLI + ["replay", log, "--model-dir", model, "--trace", trace, "--seed", str(seed)])
+    out = _run(CLI + ["replay", log, "--model-dir", model, "--trace", trace, "--seed", str(seed), *replay_args])
     seconds = time.perf_counter() - start
     scores = inference_scores(trace, truth)
     preds = [json.loads(line) for line in io.StringIO(_run(CLI + ["predict", "--model-dir", model, log]))]
@@ -69,6 +70,7 @@ def main(argv=None) -> None:
     parser.add_argument("--populations", nargs="+", default=["0.0", "0.2", "segments"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", default=None)
+    parser.add_argument("--replay-args", default="", help="More `iglp-vw replay` options, e.g. \"--max-users 4096\".")
     args = parser.parse_args(argv)
     users = sorted(set(args.users) | {100})
     rows = []
@@ -77,7 +79,7 @@ def main(argv=None) -> None:
         work.mkdir(parents=True, exist_ok=True)
         for population in args.populations:
             for n in users:
-                rows.append(one(work, population, n, args.events, args.seed))
+                rows.append(one(work, population, n, args.events, args.seed, shlex.split(args.replay_args)))
                 print(json.dumps(rows[-1]), flush=True)
     table = pd.DataFrame(rows)
     base = table[table.users == 100].set_index("population").accuracy
