@@ -122,11 +122,9 @@ _EVENT_FIELDS = ("context", "actions", "action", "prob", "feedback")
 
 def _event_rows(events, learn: bool):
     """``(context, actions, action, prob, feedback)`` per event of a DataFrame, dicts, tuples or Events."""
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover - pandas is a dependency
-        pd = None
-    if pd is not None and isinstance(events, pd.DataFrame):
+    import pandas as pd
+
+    if isinstance(events, pd.DataFrame):
         need = _EVENT_FIELDS[:4] if learn else _EVENT_FIELDS[:2]
         missing = [c for c in need if c not in events.columns]
         if missing:

@@ -65,10 +65,11 @@ def _errors(fn):
 
 @contextlib.contextmanager
 def _stdin_logs(logs):
-    """``-`` among LOGS: standard input, spooled to a temporary file (logs are read more than once:
-    the format is detected first, and a replay's reader process reads them again)."""
+    """``(paths, names)``: ``-`` among LOGS is standard input, spooled to a temporary file (logs
+    are read more than once: the format is detected first, and a replay's reader process reads
+    them again); ``names`` maps that file back to ``-`` for output rows."""
     if "-" not in logs:
-        yield list(logs)
+        yield list(logs), {}
         return
     if sys.stdin.isatty():
         raise click.UsageError("- reads the log from standard input, which is a terminal here")
@@ -79,7 +80,7 @@ def _stdin_logs(logs):
         path = Path(tmp) / "stdin"
         with open(path, "wb") as fh:
             shutil.copyfileobj(sys.stdin.buffer, fh, 1 << 20)
-        yield [str(path) if log == "-" else log for log in logs]
+        yield [str(path) if log == "-" else log for log in logs], {str(path): "-"}
 
 
 def _options(*decorators):
@@ -260,7 +261,7 @@ def replay(logs, model_dir, states, alpha, definitely_negative, definitely_posit
     if "-" in logs and resume:
         raise click.UsageError("--resume reads the same logs again: not from standard input")
     try:
-        with _stdin_logs(logs) as logs:
+        with _stdin_logs(logs) as (logs, _):
             summary = run_replay(
                 logs, model_dir, learner_params=params, fmt=None if fmt == "auto" else fmt,
                 feedback_namespace=feedback_namespace, feedback_from_cost=feedback_from_cost,
@@ -301,13 +302,11 @@ def predict(logs, model_dir, out, fmt, feedback_namespace, on_bad_line):
     from ._util import open_text
     from .replay import check_outputs, predict_log
 
-    with _stdin_logs(logs) as logs:
+    with _stdin_logs(logs) as (logs, names):
         check_outputs(logs, [out], model_dir)
         fh = open_text(out, "w") if out else sys.stdout
         try:
-            counts = predict_log(model_dir, logs, fh, on_bad_line, feedback_namespace, fmt,
-                                 names={p: "-" for p in logs if Path(p).name == "stdin"
-                                        and Path(p).parent.name.startswith("iglp-vw-stdin-")})
+            counts = predict_log(model_dir, logs, fh, on_bad_line, feedback_namespace, fmt, names)
         finally:
             if out:
                 fh.close()
@@ -336,7 +335,7 @@ def label(logs, model_dir, out, trace, online, keep_feedback, feedback_namespace
     """
     from .replay import label_log
 
-    with _stdin_logs(logs) as logs:
+    with _stdin_logs(logs) as (logs, _):
         summary = label_log(model_dir, logs, out, on_bad_line, trace, online, feedback_namespace, feedback_from_cost,
                             keep_feedback)
     click.echo(summary.report())
@@ -442,7 +441,7 @@ def evaluate(logs, model_dir, signals, group_by, bootstrap, alpha, policy, pmfs,
     from .evaluate import plot_lifts, read_pmfs, verdict
     from .replay import check_outputs
 
-    with _stdin_logs(logs) as logs:
+    with _stdin_logs(logs) as (logs, _):
         check_outputs(logs, [out, plot, events_out], model_dir)
         table, frame = run_evaluate(model_dir, logs, signals=list(signals) or None, group_by=group_by,
                                     n_bootstrap=bootstrap, random_state=seed, feedback_namespace=feedback_namespace,

@@ -590,5 +590,5 @@ def _resize(m: sparse.csr_matrix, shape) -> sparse.csr_matrix:
 
 def _take(values: array, rows: np.ndarray, width: int = 1) -> array:
     """The given rows of a flat array (``width`` values per row), as a new array."""
-    a = np.frombuffer(values, values.typecode == "q" and np.int64 or float).reshape(-1, width)
+    a = np.frombuffer(values, np.int64 if values.typecode == "q" else float).reshape(-1, width)
     return array(values.typecode, a[rows].ravel().tolist())

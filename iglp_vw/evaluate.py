@@ -289,21 +289,14 @@ def estimate(
     for group, idx in blocks:
         gpi, ga, gp = pi[idx], a[idx], frame.prob.to_numpy(float)[idx]
         n = len(idx)
-        w = gpi[np.arange(n), ga] / gp
-        columns = [w]
-        terms = {}
+        columns, points = [gpi[np.arange(n), ga] / gp], {}
         for s, y in ys.items():
-            q = q_hat[s][idx]
-            d = (gpi * q).sum(axis=1) + w * (y[idx] - q[np.arange(n), ga])  # DR's per-event term
-            terms[s] = d
+            w, d = _terms(gpi, ga, gp, y[idx], q_hat[s][idx])
+            points[s] = _point(w, y[idx], d)
             columns += [y[idx], w * y[idx], d]
         sums = _bootstrap_sums(rng, n, n_bootstrap, columns)
-        for j, (signal, y_all) in enumerate(ys.items()):
-            y = y_all[idx]
-            logging = y.mean()
-            ips = (w * y).mean()
-            snips = (w * y).sum() / w.sum() if w.sum() > 0 else float("nan")
-            dr = terms[signal].mean()
+        for j, signal in enumerate(ys):
+            logging, ips, snips, dr = points[signal]
             row = {"group": group, "signal": signal, "n": n, "logging_rate": logging,
                    "ips": ips, "snips": snips, "dr": dr,
                    "lift": snips / logging if logging > 0 else float("nan"), "delta": snips - logging}
@@ -384,14 +377,25 @@ def _reward_model(model, frame, pi, a, y) -> np.ndarray:
     return q
 
 
-def _estimates(pi, a, p, y, q):
-    """(logging rate, ips, snips, dr) for one signal's values ``y``; ``q`` per-action means."""
-    w = pi[np.arange(len(a)), a] / p
-    logging = y.mean()
-    ips = (w * y).mean()
+def _terms(pi, a, p, y, q):
+    """Per event: the importance weight w = π(a|x)/p and DR's term Σ_a π(a|x) q̂(x, a) + w (y − q̂(x, a_logged));
+    ``q`` per event and candidate, or per candidate (one q̂ for every event)."""
+    rows = np.arange(len(a))
+    q = np.broadcast_to(q, pi.shape)
+    w = pi[rows, a] / p
+    return w, (pi * q).sum(axis=1) + w * (y - q[rows, a])
+
+
+def _point(w, y, d):
+    """(logging rate, ips, snips, dr) from the weights, the signal's values and DR's terms."""
     snips = (w * y).sum() / w.sum() if w.sum() > 0 else float("nan")
-    dr = (pi @ q + w * (y - q[a])).mean()
-    return logging, ips, snips, dr
+    return y.mean(), (w * y).mean(), snips, d.mean()
+
+
+def _estimates(pi, a, p, y, q):
+    """(logging rate, ips, snips, dr) for one signal's values ``y``."""
+    w, d = _terms(pi, a, p, y, q)
+    return _point(w, y, d)
 
 
 def _bootstrap_sums(rng, n: int, n_boot: int, columns, chunk: int = 50):

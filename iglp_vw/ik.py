@@ -146,10 +146,6 @@ class ActionFeatureIK:
         return self._ik, self._prior
 
     @staticmethod
-    def _lines(shared: str, action_texts, action=None, weight=None):
-        return ActionFeatureIK._with_shared(shared, ActionFeatureIK._body(action_texts, action, weight))
-
-    @staticmethod
     def _body(action_texts, action=None, weight=None) -> list:
         """The candidates' lines, each with its csoaa_ldf label ``k:cost`` (the IK's and the
         prior's are the same: built once per event). Predictions carry labels too (every cost

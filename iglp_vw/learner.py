@@ -16,7 +16,10 @@ from .cb import WorkspaceCB
 from .decoder import CommunicationDecoder
 from .ik import ActionFeatureIK, InverseKinematics
 from .reward import GroupTest, is_extreme, reward_from_test
-from .vw import VWTexts, Features, cb_arguments, check_model_args, check_vw_args, feedback_key, format_namespaces, user_key
+from .vw import (
+    VWTexts, Features, cb_arguments, check_model_args, check_vw_args, feedback_key, format_namespaces, namespace_names,
+    user_key,
+)
 
 __all__ = ["IGLP", "DEFAULT_CB_ARGS", "InferenceWarning", "sample_pmf"]
 
@@ -41,16 +44,6 @@ MAX_IMPORTANCE_WEIGHT = 100.0
 
 _FORMAT_VERSION = 2
 _STATE_KEYS = ("decoder", "group_stats", "rng", "n_learned")
-
-
-def _namespace_names(text: str) -> list:
-    """The namespace names of a formatted context (``|User id=u1 |x a:1`` -> ``['User', 'x']``)."""
-    out = []
-    for line in text.split("\n"):
-        for chunk in line.split("|")[1:]:
-            name = chunk.split(" ", 1)[0].split(":", 1)[0]
-            out.append(name or " ")
-    return out
 
 
 class _Oracle:
@@ -283,10 +276,7 @@ class IGLP(Estimator):
         self._rng = np.random.default_rng(self.seed)
         # One group bit per non-zero state by default (decoder_args may set "dims").
         self._decoder = CommunicationDecoder(**{"dims": states - 1, "max_users": self.max_users, **(decoder_args or {})})
-        try:
-            self._ik = _IK[ik_model](self.num_actions, ik_args, self.seed)
-        except RuntimeError as err:  # VW's parser
-            raise ValueError(f"`ik_args`: VW refuses {ik_args!r}: {' '.join(str(err).split())[:300]}") from None
+        self._ik = _IK[ik_model](self.num_actions, ik_args, self.seed)
         self._cb = None  # built on the first event (interactions come from its namespaces)
         self._cb_full_args: Optional[str] = None
         self._test = GroupTest(self.threshold, self.group_window, self.confidence, self.patience)
@@ -434,7 +424,7 @@ class IGLP(Estimator):
             if not user:
                 self._without_user += 1
                 if len(self._namespaces_seen) < 20:
-                    for name in _namespace_names(ctx_text):
+                    for name in namespace_names(ctx_text):
                         if name not in self._namespaces_seen and len(self._namespaces_seen) < 20:
                             self._namespaces_seen.append(name)
             if self.n_learned == self.patience or (self.n_learned > self.patience and self.n_learned % self.patience == 0):

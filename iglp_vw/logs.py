@@ -562,12 +562,10 @@ def _parse_dsjson_event(path, line, line_no, feedback_from_cost, max_actions=MAX
             return LogError(path, line_no, "_label_Action", f"{_short(obj['_label_Action'])} is not an integer")
         index = action_id - 1
     if index is None:  # no label: an event to score, not to learn from (as VW reads it)
-        try:
-            context = _vw_text({k: v for k, v in c.items() if k != "_multi"}, "c", path, line_no)
-            actions = VWTexts(_vw_text(a, f"c._multi[{i}]", path, line_no) for i, a in enumerate(multi))
-            feedback, has_feedback = _outcomes(obj.get("o"), path, line_no)
-        except LogError as err:
-            return err
+        texts = _dsjson_texts(obj, c, multi, path, line_no)
+        if isinstance(texts, LogError):
+            return texts
+        context, actions, feedback, has_feedback = texts
         return Event(path, line_no, context, actions, None, None, feedback, None, has_feedback, raw=obj,
                      end_line=line_no, event_id=_event_id(obj.get("EventId")))
     if not 0 <= index < len(multi):
@@ -581,12 +579,10 @@ def _parse_dsjson_event(path, line, line_no, feedback_from_cost, max_actions=MAX
     if cost is not None and (isinstance(cost, bool) or not isinstance(cost, (int, float))
                              or not -_MAX_INT < cost < _MAX_INT or not math.isfinite(cost)):
         return LogError(path, line_no, "_label_cost", f"{_short(cost)} is not a finite number")
-    try:
-        context = _vw_text({k: v for k, v in c.items() if k != "_multi"}, "c", path, line_no)
-        actions = VWTexts(_vw_text(a, f"c._multi[{i}]", path, line_no) for i, a in enumerate(multi))
-        feedback, has_feedback = _outcomes(obj.get("o"), path, line_no)
-    except LogError as err:
-        return err
+    texts = _dsjson_texts(obj, c, multi, path, line_no)
+    if isinstance(texts, LogError):
+        return texts
+    context, actions, feedback, has_feedback = texts
     if not has_feedback and feedback_from_cost and cost is not None:
         feedback, has_feedback = VWText(f"|v cost={cost:g}"), True
     return Event(
@@ -594,6 +590,17 @@ def _parse_dsjson_event(path, line, line_no, feedback_from_cost, max_actions=MAX
         None if cost is None else float(cost), has_feedback, pmf=_logged_pmf(obj, len(multi)), raw=obj,
         end_line=line_no, event_id=_event_id(obj.get("EventId")),
     )
+
+
+def _dsjson_texts(obj, c, multi, path, line_no):
+    """``(context, actions, feedback, has_feedback)`` of a DSJSON event as checked VW text, or the LogError."""
+    try:
+        context = _vw_text({k: v for k, v in c.items() if k != "_multi"}, "c", path, line_no)
+        actions = VWTexts(_vw_text(a, f"c._multi[{i}]", path, line_no) for i, a in enumerate(multi))
+        feedback, has_feedback = _outcomes(obj.get("o"), path, line_no)
+    except LogError as err:
+        return err
+    return context, actions, feedback, has_feedback
 
 
 def _event_id(value) -> Optional[str]:

@@ -384,6 +384,16 @@ def _interaction_char(ch: str) -> str:
     return f"\\x{ch.encode('utf-8', 'surrogatepass')[0]:02x}"
 
 
+def namespace_names(text: str) -> list:
+    """The namespace names of VW text, line by line (``' '``: the default namespace).
+
+    >>> namespace_names("|User id=u1 |x:0.5 a:1 | f")
+    ['User', 'x', ' ']
+    """
+    return [chunk.split(" ", 1)[0].split(":", 1)[0] or " "
+            for line in text.split("\n") for chunk in line.split("|")[1:]]
+
+
 def _first_chars(text: str) -> list:
     """First characters of the namespaces in a VW text line (' ' for the default namespace)."""
     out = []

@@ -87,7 +87,6 @@ def main() -> None:
         timed(decoder_mod.CommunicationDecoder, "update", "decoder")
         timed(DriverCB, "learn", "CB (pipe)")
         timed(IGLP, "learn", "learn total")
-        timed(LogStream, "__iter__", "_iter")  # only to find the generator below
         original_iter = LogStream.__iter__
 
         def iterate(self):
@@ -115,7 +114,6 @@ def main() -> None:
 
     n = summary.events
     learn = spent.pop("learn total")
-    spent.pop("_iter", None)
     parts = {
         "reader": spent["reader"],
         "formatting (IK lines)": spent["IK formatting"],

@@ -19,6 +19,7 @@ this module: coba calls learners by duck typing (``pip install 'iglp-vw[coba]'``
 
 from __future__ import annotations
 
+import inspect
 import numbers
 from typing import Any, Mapping, Optional
 
@@ -45,7 +46,7 @@ class IGLPLearner:
     @property
     def params(self) -> Mapping[str, Any]:
         """coba's learner columns: the family and IGLP's arguments that differ from the defaults."""
-        defaults = IGLP().params
+        defaults = {k: p.default for k, p in inspect.signature(IGLP).parameters.items()}
         changed = {k: v for k, v in self.learner.params.items() if k != "cb" and v != defaults.get(k)}
         return {"family": "IGL-P (iglp-vw)", **{k: _plain(v) for k, v in changed.items()}}
 
