@@ -226,6 +226,10 @@ class CommunicationDecoder:
             return None
         return self._loading[col]
 
+    def knows(self, user: str) -> bool:
+        """Whether ``user`` has feedback of their own here (seen before, and not forgotten)."""
+        return user in self._users
+
     def code(self, user: str, feedback: str) -> str:
         """Group code of the pair: ``"g"`` + one bit per dimension, or ``"u"`` if unknown."""
         col = self._feedback.get(feedback)

@@ -71,19 +71,19 @@ class InverseKinematics:
     def learn(self, context_text: str, code: str, action: int, weight: float, action_texts=()):
         """Predict then learn one event (Algorithm 1 lines 10 and 19); ``action_texts`` unused.
 
-        Returns ``(P̂(a|x,s), P̂(a|x))`` for the action played, both predicted
-        before this event's update.
+        Returns ``(P̂(·|x,s), P̂(·|x))`` over the slots, both predicted before this
+        event's update.
         """
         label = f"{action + 1} {weight:.9g} "
-        posterior = self._ik.learn(f"{label}{context_text} |{CODE_NAMESPACE} {code} ")[action]
-        prior = self._prior.learn(label + context_text)[action]
-        return posterior, prior
+        return (self._ik.learn(f"{label}{context_text} |{CODE_NAMESPACE} {code} "),
+                self._prior.learn(label + context_text))
 
-    def predict(self, context_text: str, code: str, action: int, action_texts=()):
-        """``(P̂(a|x,s), P̂(a|x))`` without learning."""
-        posterior = self._ik.predict(f"{context_text} |{CODE_NAMESPACE} {code} ")[action]
-        prior = self._prior.predict(context_text)[action]
-        return posterior, prior
+    def predict(self, context_text: str, code: str, action_texts=()):
+        """``(P̂(·|x,s), P̂(·|x))`` without learning."""
+        return self._ik.predict(f"{context_text} |{CODE_NAMESPACE} {code} "), self._prior.predict(context_text)
+
+    def prepare(self, context_text: str, action_texts=()) -> None:
+        """Nothing to resolve: the slot IK's interactions are wildcards."""
 
     def save(self, ik_path, prior_path) -> None:
         self._ik.save(ik_path)
@@ -165,18 +165,23 @@ class ActionFeatureIK:
             raise ValueError(f"the shared features must be one line, got {shared[:80]!r}")
         return ["shared " + shared, *body]
 
+    def prepare(self, context_text: str, action_texts) -> None:
+        """Resolve the interactions from an event's namespaces (the first call only): the
+        learner calls it with the whole context, before the IK may see a part of it."""
+        self._workspaces(context_text, action_texts)
+
     def learn(self, context_text, code, action, weight, action_texts=()):
-        """Predict then learn one event; ``(P̂(a|x,s), P̂(a|x))`` before the update."""
+        """Predict then learn one event; ``(P̂(·|x,s), P̂(·|x))`` over the candidates, before the update."""
         ik, prior = self._workspaces(context_text, action_texts)
         body = self._body(action_texts, action, weight)
-        posterior = ik.learn(self._with_shared(f"{context_text} |{CODE_NAMESPACE} {code} ", body))[action]
-        return posterior, prior.learn(self._with_shared(context_text, body))[action]
+        return (ik.learn(self._with_shared(f"{context_text} |{CODE_NAMESPACE} {code} ", body)),
+                prior.learn(self._with_shared(context_text, body)))
 
-    def predict(self, context_text, code, action, action_texts=()):
+    def predict(self, context_text, code, action_texts=()):
         ik, prior = self._workspaces(context_text, action_texts)
         body = self._body(action_texts)
-        return (ik.predict(self._with_shared(f"{context_text} |{CODE_NAMESPACE} {code} ", body))[action],
-                prior.predict(self._with_shared(context_text, body))[action])
+        return (ik.predict(self._with_shared(f"{context_text} |{CODE_NAMESPACE} {code} ", body)),
+                prior.predict(self._with_shared(context_text, body)))
 
     def save(self, ik_path, prior_path) -> None:
         if self._ik is not None:

@@ -384,6 +384,21 @@ def _interaction_char(ch: str) -> str:
     return f"\\x{ch.encode('utf-8', 'surrogatepass')[0]:02x}"
 
 
+def drop_namespaces(text: str, names) -> str:
+    """VW text without the namespaces named ``names`` (a name or a list); checked text stays checked.
+
+    >>> drop_namespaces("|User id=u1 country=fr |x f0:1", "User")
+    '|x f0:1'
+    """
+    names = {names} if isinstance(names, str) else set(names)
+    chunks = text.split("|")
+    kept = [chunks[0]] + [c for c in chunks[1:] if c.split(" ", 1)[0].split(":", 1)[0] not in names]
+    if len(kept) == len(chunks):
+        return text
+    out = "|".join(kept)
+    return VWText(out) if type(text) is VWText else out
+
+
 def namespace_names(text: str) -> list:
     """The namespace names of VW text, line by line (``' '``: the default namespace).
 
