@@ -125,6 +125,9 @@ LEARNER = _options(
                  help="Memory budget: users whose feedback conventions are kept (~0.6 KB each); beyond it the "
                       "least recently seen, least known users are forgotten and fall back to their segments' or "
                       "the population's convention."),
+    click.option("--user-features", type=click.Choice(["known", "always"]), default="known", show_default=True,
+                 help="known: the IK and the CB learn the user namespace from a user's second event on (a user's "
+                      "first event is learned as the population's); always: from the first."),
 )
 
 LOGS = _options(
@@ -163,7 +166,7 @@ def main():
 @click.option("--trace", type=click.Path(dir_okay=False), default=None, help="Write IGL-P's per-round trace (CSV).")
 @_errors
 def grounded(dataset, covertype_path, passes, users, words, bizarro_share, segments, seed, cb_args, ik_args, ik_model,
-             max_users, baselines, model_dir, trace):
+             max_users, user_features, baselines, model_dir, trace):
     """Run the paper's grounded simulation on-policy; print the last-20% true reward.
 
     The simulation of the paper's section 4.1: users are "normal" or "bizarro", words
@@ -177,7 +180,7 @@ def grounded(dataset, covertype_path, passes, users, words, bizarro_share, segme
     sim = _simulation(dataset, covertype_path, passes, users, words, bizarro_share, segments, seed)
     k = sim.num_actions
     learners = {"IGL-P(2)": IGLP(k, seed=seed, cb_args=cb_args, ik_model=ik_model, ik_args=ik_args,
-                                     max_users=max_users)}
+                                     max_users=max_users, user_features=user_features)}
     if baselines:
         learners["oracle CB"] = RewardCB(k, sim.true_reward, cb_args, seed=seed)
         learners["naive CB"] = RewardCB(k, sim.naive_reward, cb_args, seed=seed)
@@ -237,7 +240,7 @@ def grounded(dataset, covertype_path, passes, users, words, bizarro_share, segme
 @click.option("--limit", type=click.IntRange(1), default=None, help="Stop after N events (resume later with --resume).")
 @_errors
 def replay(logs, model_dir, states, alpha, definitely_negative, definitely_positive, cb_args, ik_args, ik_model, max_users,
-           num_actions, max_actions, seed, user_namespace, feedback_namespace, on_bad_line, feedback_from_cost, fmt,
+           user_features, num_actions, max_actions, seed, user_namespace, feedback_namespace, on_bad_line, feedback_from_cost, fmt,
            checkpoint_every, resume, continue_training, overwrite, trace, limit):
     """Learn an IGL-P policy offline from logged events (VW text ADF or DSJSON, gzip or not).
 
@@ -251,7 +254,8 @@ def replay(logs, model_dir, states, alpha, definitely_negative, definitely_posit
     from .replay import replay as run_replay
 
     params = {"states": int(states), "alpha": alpha, "cb_args": cb_args, "ik_args": ik_args, "seed": seed,
-              "user_namespace": user_namespace, "ik_model": ik_model, "max_users": max_users}
+              "user_namespace": user_namespace, "ik_model": ik_model, "max_users": max_users,
+              "user_features": user_features}
     if definitely_negative:
         params["definitely_negative"] = sorted(definitely_negative)
     if definitely_positive:

@@ -169,13 +169,16 @@ class IGLP(Estimator):
         rewards from mixed groups, when no group is extreme).
     decoder_args
         Keyword arguments of :class:`~iglp_vw.decoder.CommunicationDecoder`.
-    ik_user_features
-        ``"known"`` (default): the IK sees the user namespace(s) from a user's second event
-        on (while the decoder knows them); a user's first event is scored and learned on the
-        rest of the context, as the population's. Where most users are seen once, their ids
-        only added noise and took a share of every update from the features that recur (a
-        log of 10^6 ids, 20% contrarians: greedy accuracy 0.74 -> 0.82, docs/ik-design.md).
-        ``"always"``: the IK always sees them (the behaviour before).
+    user_features
+        ``"known"`` (default): the IK and the CB learn the user namespace(s) from a user's
+        second event on (while the decoder knows them); a user's first event is learned
+        (and scored by the IK) on the rest of the context, as the population's. A feature
+        seen once cannot generalise, and VW's per-feature adaptive rates gave each new id a
+        large share of the update, taken from the features that recur: where most ids are
+        seen once this was most of the IK's noise (10^6 ids, 20% contrarians: greedy
+        accuracy 0.74 -> 0.83, docs/ik-design.md). The CB still *predicts* with them (an
+        unseen id's weights are 0), so ``cb.model`` scores logs as before. ``"always"``:
+        both always learn them (the behaviour before).
     cb
         The CB component's factory, ``cb(args, model_file=None)``: :class:`~iglp_vw.cb.WorkspaceCB`
         (default) or, for offline replay, :class:`~iglp_vw.cb.DriverCB` (see :mod:`iglp_vw.cb`).
@@ -212,7 +215,7 @@ class IGLP(Estimator):
         confidence: float = 2.0,
         patience: int = 5000,
         decoder_args: Optional[dict] = None,
-        ik_user_features: str = "known",
+        user_features: str = "known",
         cb: Optional[Callable] = None,
     ):
         if num_actions is not None and (isinstance(num_actions, bool) or not isinstance(num_actions, (int, np.integer))
@@ -235,8 +238,8 @@ class IGLP(Estimator):
             raise ValueError(f"`extreme_test` must be 'group' or 'event', got {extreme_test!r}")
         if prior not in ("learned", "uniform"):
             raise ValueError(f"`prior` must be 'learned' or 'uniform', got {prior!r}")
-        if ik_user_features not in ("known", "always"):
-            raise ValueError(f"`ik_user_features` must be 'known' or 'always', got {ik_user_features!r}")
+        if user_features not in ("known", "always"):
+            raise ValueError(f"`user_features` must be 'known' or 'always', got {user_features!r}")
         if ik_model not in _IK:
             raise ValueError(f"`ik_model` must be 'slot' or 'features', got {ik_model!r}")
         if isinstance(group_window, bool) or not isinstance(group_window, (int, np.integer)) or group_window < 2:
@@ -279,7 +282,7 @@ class IGLP(Estimator):
         self.confidence = float(confidence)
         self.patience = int(patience)
         self.decoder_args = decoder_args
-        self.ik_user_features = ik_user_features
+        self.user_features = user_features
         self.cb = cb
 
         self._dn = _Oracle(definitely_negative)
@@ -290,6 +293,7 @@ class IGLP(Estimator):
         self._ik = _IK[ik_model](self.num_actions, ik_args, self.seed)
         self._cb = None  # built on the first event (interactions come from its namespaces)
         self._cb_full_args: Optional[str] = None
+        self._new_user = False  # the last event's user was new to the decoder (see `user_features`)
         self._test = GroupTest(self.threshold, self.group_window, self.confidence, self.patience)
         self._cache = (None, "", None, [])
         self.n_learned = 0
@@ -345,7 +349,10 @@ class IGLP(Estimator):
         """
         ctx_text, action_texts = self._format(context, actions)
         rho = self._infer(context, ctx_text, action_texts, len(action_texts), action, prob, feedback, update=True)
-        self._cb_for(ctx_text, action_texts).learn(ctx_text, action_texts, action, -rho, prob)  # lines 11-18
+        cb = self._cb_for(ctx_text, action_texts)
+        if self._new_user:  # learned as the population's, like the IK (see `user_features`)
+            ctx_text = drop_namespaces(ctx_text, self.user_namespace)
+        cb.learn(ctx_text, action_texts, action, -rho, prob)  # lines 11-18
         return rho
 
     def learn_reward(self, context: Features, num_candidates: int, action: int, prob: float, feedback: Features,
@@ -399,7 +406,8 @@ class IGLP(Estimator):
         weight = min(1.0 / (k * prob), MAX_IMPORTANCE_WEIGHT)  # line 9: synthetic uniform distribution
         code = self._decoder.code(user, fb_key)
         ik_text = ctx_text
-        if user and self.ik_user_features == "known" and not self._decoder.knows(user):
+        self._new_user = bool(user) and self.user_features == "known" and not self._decoder.knows(user)
+        if self._new_user:
             # A user's first event (or a forgotten user's): the IK sees the population's view.
             # Features seen once can only add noise, and where most ids are seen once they
             # took a large share of every update from the features that recur.
