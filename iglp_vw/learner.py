@@ -420,11 +420,13 @@ class IGLP(Estimator):
         ik_probability = posteriors[action]
         # At most K: P̂(a|x,y) <= 1 against the uniform prior 1/K; above that a learned prior near
         # 0 is estimation error, and one such ratio (1e11 was seen) would rule a group's mean.
-        prior = priors[action] if self.prior == "learned" else 1.0 / k
-        ratios = [min(q / max(p if self.prior == "learned" else 1.0 / k, 1e-12), float(k))
-                  for q, p in zip(posteriors[:k], priors[:k])]
-        ratio = ratios[action]
-        top = ratio >= max(ratios)  # the IK's best guess of the action, for mixed groups
+        learned = self.prior == "learned"
+        prior = priors[action] if learned else 1.0 / k
+        ratio = min(ik_probability / max(prior, 1e-12), float(k))
+
+        def top() -> bool:  # the played action is the IK's best guess (asked in mixed groups only)
+            return all(min(q / max(p if learned else 1.0 / k, 1e-12), float(k)) <= ratio
+                       for q, p in zip(posteriors[:k], priors[:k]))
         strength = 1.0
         if code == "u":
             # Not grouped yet: infer nothing rather than guess. Early false positives

@@ -145,18 +145,19 @@ class GroupTest:
     def any_extreme(self) -> bool:
         return any(s[4] for s in self._stats.values())
 
-    def strength(self, code: str, ratio: float, top: bool = True) -> float:
+    def strength(self, code: str, ratio: float, top=True) -> float:
         """The inferred |reward| of an event of ``code``'s group with this ratio: 1 in an
         extreme group; in the most informative group (mixed-group mode), 1 if the played
-        action is the IK's best guess (``top``: its ratio is the highest of the candidates')
-        and its ratio above the informative level; else 0."""
+        action is the IK's best guess (``top``, a bool or a callable asked only then: its
+        ratio is the highest of the candidates') and its ratio above the informative level;
+        else 0."""
         s = self._stats.get(code)
         if not s:
             return 0.0
         if s[4]:
             return 1.0
         if s[5] and self.events >= self.patience and not self.any_extreme and code == self._most_informative():
-            return float(bool(top) and ratio > self._informative)
+            return float(ratio > self._informative and (top() if callable(top) else bool(top)))
         return 0.0
 
     def _most_informative(self) -> str:

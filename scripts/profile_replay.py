@@ -71,11 +71,11 @@ def main() -> None:
             body = self._body(action_texts, action, weight)
             lines = self._with_shared(f"{context_text} |{ik_mod.CODE_NAMESPACE} {code} ", body)
             t1 = time.perf_counter()
-            posterior = ik.learn(lines)[action]
+            posterior = ik.learn(lines)
             t2 = time.perf_counter()
             lines = self._with_shared(context_text, body)
             t3 = time.perf_counter()
-            p = prior.learn(lines)[action]
+            p = prior.learn(lines)
             t4 = time.perf_counter()
             spent["IK"] += t2 - t1
             spent["prior"] += t4 - t3
