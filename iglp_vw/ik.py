@@ -121,10 +121,11 @@ class ActionFeatureIK:
     cost gap). For action sets whose items change from round to round.
     """
 
-    def __init__(self, num_actions=None, extra_args=None, seed: int = 0, _models=None):
+    def __init__(self, num_actions=None, extra_args=None, seed: int = 0, _models=None, quadratic: bool = False):
         self.num_actions = num_actions  # not needed: candidates are scored by their features
         self.extra_args = extra_args
         self.seed = seed
+        self.quadratic = quadratic
         self.args = self.prior_args = None
         self._ik = self._prior = None
         if _models is not None:
@@ -138,6 +139,9 @@ class ActionFeatureIK:
             code = CODE_NAMESPACE[0]
             post = [t for a in act for t in ("-q", code + a)] + [t for c in ctx for a in act for t in ("--cubic", c + code + a)]
             prior = [t for c in ctx for a in act for t in ("-q", c + a)]
+            if self.quadratic:  # as expressive as the CB's default (--cubic cca): x ⊗ x ⊗ code ⊗ A
+                post += [t for c in ctx for a in act for t in ("--interactions", c + c + code + a)]
+                prior += [t for c in ctx for a in act for t in ("--cubic", c + c + a)]
             # Tokens, not a joined string: a '\xNN' namespace escape must reach VW as it is.
             self.args = build_args(split_args(_ldf_args(self.extra_args, self.seed)), post)
             self.prior_args = build_args(split_args(_ldf_args(self.extra_args, self.seed)), prior)
@@ -189,9 +193,9 @@ class ActionFeatureIK:
             self._prior.save(prior_path)
 
     @classmethod
-    def load(cls, num_actions, extra_args, seed, ik_path, prior_path) -> "ActionFeatureIK":
+    def load(cls, num_actions, extra_args, seed, ik_path, prior_path, quadratic: bool = False) -> "ActionFeatureIK":
         from pathlib import Path
 
         if not Path(ik_path).exists():  # saved before its first event
-            return cls(num_actions, extra_args, seed)
-        return cls(num_actions, extra_args, seed, _models=(ik_path, prior_path))
+            return cls(num_actions, extra_args, seed, quadratic=quadratic)
+        return cls(num_actions, extra_args, seed, _models=(ik_path, prior_path), quadratic=quadratic)

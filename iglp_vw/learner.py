@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -41,6 +42,10 @@ MAX_NUM_ACTIONS = 1 << 16
 # weigh 1e299 and swamp the decoder's counts and the group test for thousands of events.
 # ε-greedy with ε = 0.05 over 10 actions weighs at most 20.
 MAX_IMPORTANCE_WEIGHT = 100.0
+# Events the guessing IK of mixed groups learns before its guesses may be used (until then the IK's).
+GUESS_WARMUP = 1000
+# Their log losses are compared over about the last 1 / (1 - GUESS_DECAY) events of the group.
+GUESS_DECAY = 1.0 - 1.0 / 5000
 
 _FORMAT_VERSION = 2
 _STATE_KEYS = ("decoder", "group_stats", "rng", "n_learned")
@@ -293,6 +298,8 @@ class IGLP(Estimator):
         self._ik = _IK[ik_model](self.num_actions, ik_args, self.seed)
         self._cb = None  # built on the first event (interactions come from its namespaces)
         self._cb_full_args: Optional[str] = None
+        self._guess = None  # the guessing IK of mixed groups (see _guess_vectors), started when needed
+        self._guess_stats: dict = {}
         self._new_user = False  # the last event's user was new to the decoder (see `user_features`)
         self._test = GroupTest(self.threshold, self.group_window, self.confidence, self.patience)
         self._cache = (None, "", None, [])
@@ -373,6 +380,38 @@ class IGLP(Estimator):
         """
         return self._reward(context, num_candidates, action, prob, feedback, actions, update=False)
 
+    def _guess_vectors(self, ik_text, code, action, weight, action_texts, update: bool, ik_probability: float):
+        """The guessing IK of mixed groups: its ``(P̂(·|x,s), P̂(·|x))`` while it predicts the
+        played actions better than the IK, else ``None``.
+
+        In a mixed group (users who cannot be told apart, a minority contradicting the
+        majority) an event counts as rewarded when its action is the IK's best guess, so the
+        guess needs to be as expressive as the data ask: the IK is linear in the context
+        (fast to learn on short runs), the CB's default quadratic. A second action-feature
+        IK with quadratic context terms is started when mixed-group mode first begins (never
+        otherwise: no cost where groups are extreme) and learns every event from then on.
+        Its guesses are used in a group while its progressive importance-weighted log loss
+        on the group's played actions (each predicted before it is learned, as VW's
+        progressive validation) is below the IK's over the same recent events (about
+        the last 5,000: the quadratic model starts slower), after ``GUESS_WARMUP`` of them.
+        """
+        if self._guess is None:
+            if not (update and self.ik_model == "features" and self.extreme_test == "group" and self._test.mixed):
+                return None
+            self._guess = ActionFeatureIK(None, self.ik_args, self.seed, quadratic=True)
+            self._guess_stats = {}  # per group: [events, Σ w·(-log P̂(a|x,s)) of the IK, the same of the guess]
+        stats = self._guess_stats.get(code)
+        if update:
+            vectors = self._guess.learn(ik_text, code, action, weight, action_texts)
+            if stats is None:
+                stats = self._guess_stats[code] = [0, 0.0, 0.0]
+            stats[0] += 1
+            stats[1] = stats[1] * GUESS_DECAY - weight * math.log(max(ik_probability, 1e-12))
+            stats[2] = stats[2] * GUESS_DECAY - weight * math.log(max(vectors[0][action], 1e-12))
+        else:
+            vectors = self._guess.predict(ik_text, code, action_texts)
+        return vectors if stats is not None and stats[0] > GUESS_WARMUP and stats[2] < stats[1] else None
+
     def _reward(self, context, num_candidates, action, prob, feedback, actions, update: bool) -> float:
         ctx_text = format_namespaces(context, "context")
         most = self.num_actions or MAX_NUM_ACTIONS
@@ -417,6 +456,7 @@ class IGLP(Estimator):
             posteriors, priors = self._ik.learn(ik_text, code, action, weight, action_texts)
         else:
             posteriors, priors = self._ik.predict(ik_text, code, action_texts)
+        guess = self._guess_vectors(ik_text, code, action, weight, action_texts, update, posteriors[action])
         ik_probability = posteriors[action]
         # At most K: P̂(a|x,y) <= 1 against the uniform prior 1/K; above that a learned prior near
         # 0 is estimation error, and one such ratio (1e11 was seen) would rule a group's mean.
@@ -425,6 +465,10 @@ class IGLP(Estimator):
         ratio = min(ik_probability / max(prior, 1e-12), float(k))
 
         def top() -> bool:  # the played action is the IK's best guess (asked in mixed groups only)
+            if guess is not None:  # the guessing IK's, once it has learned enough
+                g_post, g_prior = guess
+                g = [q / max(p, 1e-12) for q, p in zip(g_post[:k], g_prior[:k])]
+                return g[action] >= max(g)
             return all(min(q / max(p if learned else 1.0 / k, 1e-12), float(k)) <= ratio
                        for q, p in zip(posteriors[:k], priors[:k]))
         strength = 1.0
@@ -564,6 +608,8 @@ class IGLP(Estimator):
         if self._cb is not None:
             self._cb.save(directory / "cb.model")
         self._ik.save(directory / "ik.model", directory / "ik_prior.model")
+        if self._guess is not None:
+            self._guess.save(directory / "ik_guess.model", directory / "ik_guess_prior.model")
         params = {k: v for k, v in self.params.items() if k != "cb"}
         params["definitely_negative"] = self._dn.to_json()
         params["definitely_positive"] = self._dp.to_json()
@@ -577,6 +623,7 @@ class IGLP(Estimator):
             "weight_inferred": self._weight_inferred,
             "without_user": self._without_user,
             "namespaces_seen": self._namespaces_seen,
+            "guess": None if self._guess is None else self._guess_stats,
         }
         write_json(directory / "config.json", config)
         write_json(directory / "state.json", state)
@@ -634,11 +681,17 @@ class IGLP(Estimator):
             self._weight_inferred = float(state.get("weight_inferred", 0.0))
             self._without_user = int(state.get("without_user", 0))
             self._namespaces_seen = [str(n) for n in state.get("namespaces_seen", [])][:20]
+            guess = state.get("guess")
+            guess = None if guess is None else {str(c): [int(v[0]), float(v[1]), float(v[2])] for c, v in guess.items()}
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as err:
             raise modeldir.ModelDirError(f"{state_path}: not a learner state this version can read ({err})") from None
         self._ik = _IK[self.ik_model].load(
             self.num_actions, self.ik_args, self.seed, directory / "ik.model", directory / "ik_prior.model"
         )
+        if guess is not None:
+            self._guess = ActionFeatureIK.load(None, self.ik_args, self.seed, directory / "ik_guess.model",
+                                               directory / "ik_guess_prior.model", quadratic=True)
+            self._guess_stats = guess
         self._cb_full_args = config.get("cb_full_args")
         if self._cb_full_args is not None:
             self._cb = (self.cb or WorkspaceCB)(self._cb_full_args, directory / "cb.model")

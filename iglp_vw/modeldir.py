@@ -4,7 +4,7 @@ Layout::
 
     DIR/current -> v-000007      the published set (a relative link, replaced atomically)
     DIR/v-000007/                cb.model, ik.model, ik_prior.model, config.json, state.json,
-                                 (replay.json), manifest.json
+                                 (ik_guess.model, ik_guess_prior.model, replay.json), manifest.json
     DIR/cb.model -> current/cb.model   (and the other files): so that plain VW reads
                                  ``-i DIR/cb.model`` and people find the files where they look
     DIR/.lock                    locked (``flock``) by the one process writing DIR; its pid
@@ -43,7 +43,8 @@ CURRENT = "current"
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 # Files of a set that also appear at the top of DIR (links through `current`).
-LINKED = ("cb.model", "ik.model", "ik_prior.model", "config.json", "state.json", "replay.json")
+LINKED = ("cb.model", "ik.model", "ik_prior.model", "ik_guess.model", "ik_guess_prior.model", "config.json",
+          "state.json", "replay.json")
 _VERSION = re.compile(r"v-(\d{6,})")
 _TMP_VERSION = re.compile(r"\.v-(\d{6,})\.tmp")
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")

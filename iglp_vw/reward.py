@@ -160,6 +160,11 @@ class GroupTest:
             return float(ratio > self._informative and (top() if callable(top) else bool(top)))
         return 0.0
 
+    @property
+    def mixed(self) -> bool:
+        """Mixed-group mode: ``patience`` events seen, no group extreme, an informative one."""
+        return self.events >= self.patience and not self.any_extreme and any(s[5] for s in self._stats.values())
+
     def _most_informative(self) -> str:
         """The informative group whose mean ratio is highest (mixed-group mode uses that one only)."""
         best, best_mean = None, -1.0

@@ -175,6 +175,7 @@ def test_users_seen_once_get_the_populations_convention(digits, tmp_path):
     late = both.index >= len(both) // 2
     assert (inferred & true).sum() / inferred.sum() > 0.95  # precision
     assert (inferred & true)[late].sum() / true[late].sum() > 0.8  # recall, second half
+    assert not (tmp_path / "m" / "ik_guess.model").exists()  # no mixed group: no guessing IK, no cost
 
 
 def test_a_contrarian_minority_among_ids_seen_once_is_learned_precisely(digits, tmp_path):
@@ -198,6 +199,13 @@ def test_a_contrarian_minority_among_ids_seen_once_is_learned_precisely(digits, 
     assert inferred.sum() > 200
     assert (inferred & true).sum() / inferred.sum() > 0.8  # precision (0.879 measured)
     assert (inferred & true)[late].sum() / true[late].sum() > 0.4  # recall, second half (0.569; at most 0.8)
+    # Mixed-group mode started the guessing IK; an interrupted replay resumed gives the same models.
+    assert (tmp_path / "m" / "ik_guess.model").exists()
+    params = {"patience": 1000}
+    replay([tmp_path / "log.txt"], tmp_path / "r", learner_params=params, limit=4000)
+    replay([tmp_path / "log.txt"], tmp_path / "r", learner_params=params, resume=True)
+    for name in ("cb.model", "ik.model", "ik_guess.model", "ik_guess_prior.model", "state.json"):
+        assert (tmp_path / "r" / name).read_bytes() == (tmp_path / "m" / name).read_bytes(), name
 
 
 @pytest.mark.parametrize("user_features, same", [("known", True), ("always", False)])
