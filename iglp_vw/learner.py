@@ -388,13 +388,16 @@ class IGLP(Estimator):
         majority) an event counts as rewarded when its action is the IK's best guess, so the
         guess needs to be as expressive as the data ask: the IK is linear in the context
         (fast to learn on short runs), the CB's default quadratic. A second action-feature
-        IK with quadratic context terms is started when mixed-group mode first begins (never
-        otherwise: no cost where groups are extreme) and learns every event from then on.
+        IK with quadratic context terms is started when mixed-group mode begins (never
+        otherwise: no cost where groups are extreme), learns every event while it lasts, and
+        is dropped when it ends (a group turned extreme).
         Its guesses are used in a group while its progressive importance-weighted log loss
         on the group's played actions (each predicted before it is learned, as VW's
         progressive validation) is below the IK's over the same recent events (about
         the last 5,000: the quadratic model starts slower), after ``GUESS_WARMUP`` of them.
         """
+        if self._guess is not None and update and not self._test.mixed:
+            self._guess, self._guess_stats = None, {}  # a group turned extreme: mixed-group mode is over
         if self._guess is None:
             if not (update and self.ik_model == "features" and self.extreme_test == "group" and self._test.mixed):
                 return None
