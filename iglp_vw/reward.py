@@ -98,7 +98,7 @@ class GroupTest:
     convention's group holds rewarded events and contrarians' unrewarded ones, and its
     mean ratio stays below ``threshold`` even for a perfect IK. If after ``patience``
     events no group is extreme but some group is confidently *informative* (its mean
-    ratio above ``1 + (threshold - 1) / 20``: its events point at particular actions,
+    ratio above ``1 + (threshold - 1) / 10``: its events point at particular actions,
     which under the rare-reward assumption are the rewarded ones), an event of the most
     informative such group is inferred rewarded when its action is the IK's best guess
     (its ratio the highest of the candidates', and above that level). For a Bayes-optimal
@@ -123,7 +123,7 @@ class GroupTest:
         self.window = int(window)
         self.confidence = float(confidence)
         self.patience = int(patience)
-        self._informative = 1.0 + (self.threshold - 1.0) / 20.0
+        self._informative = 1.0 + (self.threshold - 1.0) / 10.0
         self._log_decay = math.log1p(-1.0 / self.window)
         self._log_decay_long = math.log1p(-1.0 / (10 * self.window))
         # code -> [Σw r, Σw, Σw r², Σw², extreme (0/1), informative (0/1)], decayed per unit weight
