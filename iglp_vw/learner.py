@@ -464,16 +464,19 @@ class IGLP(Estimator):
         # At most K: P̂(a|x,y) <= 1 against the uniform prior 1/K; above that a learned prior near
         # 0 is estimation error, and one such ratio (1e11 was seen) would rule a group's mean.
         learned = self.prior == "learned"
+
+        def ratio_of(i: int) -> float:
+            return min(posteriors[i] / max(priors[i] if learned else 1.0 / k, 1e-12), float(k))
+
         prior = priors[action] if learned else 1.0 / k
-        ratio = min(ik_probability / max(prior, 1e-12), float(k))
+        ratio = ratio_of(action)
 
         def top() -> bool:  # the played action is the IK's best guess (asked in mixed groups only)
             if guess is not None:  # the guessing IK's, once it has learned enough
                 g_post, g_prior = guess
                 g = [q / max(p, 1e-12) for q, p in zip(g_post[:k], g_prior[:k])]
                 return g[action] >= max(g)
-            return all(min(q / max(p if learned else 1.0 / k, 1e-12), float(k)) <= ratio
-                       for q, p in zip(posteriors[:k], priors[:k]))
+            return all(ratio_of(i) <= ratio for i in range(k))
         strength = 1.0
         if code == "u":
             # Not grouped yet: infer nothing rather than guess. Early false positives

@@ -156,7 +156,7 @@ class GroupTest:
             return 0.0
         if s[4]:
             return 1.0
-        if s[5] and self.events >= self.patience and not self.any_extreme and code == self._most_informative():
+        if s[5] and self.mixed and code == self._most_informative():
             return float(ratio > self._informative and (top() if callable(top) else bool(top)))
         return 0.0
 

@@ -326,10 +326,8 @@ def namespace_of(features: Features, namespace: str) -> str:
     """
     if isinstance(features, str):
         for chunk in features.split("|")[1:]:
-            head, _, rest = chunk.partition(" ")
-            name = head.split(":")[0]
-            if name == namespace:
-                return " ".join(rest.split())
+            if _chunk_name(chunk) == namespace:
+                return " ".join(chunk.partition(" ")[2].split())
         return ""
     feats = features.get(namespace)
     if not feats:
@@ -392,7 +390,7 @@ def drop_namespaces(text: str, names) -> str:
     """
     names = {names} if isinstance(names, str) else set(names)
     chunks = text.split("|")
-    kept = [chunks[0]] + [c for c in chunks[1:] if c.split(" ", 1)[0].split(":", 1)[0] not in names]
+    kept = [chunks[0]] + [c for c in chunks[1:] if _chunk_name(c) not in names]
     if len(kept) == len(chunks):
         return text
     out = "|".join(kept)
@@ -405,8 +403,12 @@ def namespace_names(text: str) -> list:
     >>> namespace_names("|User id=u1 |x:0.5 a:1 | f")
     ['User', 'x', ' ']
     """
-    return [chunk.split(" ", 1)[0].split(":", 1)[0] or " "
-            for line in text.split("\n") for chunk in line.split("|")[1:]]
+    return [_chunk_name(chunk) or " " for line in text.split("\n") for chunk in line.split("|")[1:]]
+
+
+def _chunk_name(chunk: str) -> str:
+    """The namespace name of one ``|``-separated chunk of VW text (``''``: the default namespace)."""
+    return chunk.split(" ", 1)[0].split(":", 1)[0]
 
 
 def _first_chars(text: str) -> list:
