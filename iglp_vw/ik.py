@@ -20,6 +20,9 @@ extreme one.
 
 from __future__ import annotations
 
+import os
+import pickle
+
 from .vw import VWText, VWTexts, Workspace, adf_lines, build_args, namespace_chars, reload_args, split_args
 
 # Namespace holding the group code in IK examples; VW keys interactions on the
@@ -199,3 +202,183 @@ class ActionFeatureIK:
         if not Path(ik_path).exists():  # saved before its first event
             return cls(num_actions, extra_args, seed, quadratic=quadratic)
         return cls(num_actions, extra_args, seed, _models=(ik_path, prior_path), quadratic=quadratic)
+
+
+class IKProcess:
+    """An IK (and its prior) learning in a forked process, fed in batches (offline replay).
+
+    The IK's input (context, group code, action, weight) does not depend on its output, so
+    the replay's main process can prepare later events while this one learns earlier ones;
+    the results come back in order, and the models are those the IK would have made in the
+    main process. The process starts as a copy of ``ik`` (whose own workspaces are then
+    finished here: only the copy learns) and keeps every file descriptor closed but its two
+    pipes, so that no other pipe (the CB driver's, the reader's) is held open by it.
+
+    ``send(requests)``: a batch of ``(prepare, ik_text, code, action, weight, action_texts)``
+    (``prepare``: a context to resolve the interactions from first, or ``None``);
+    ``receive()``: their ``(P̂(·|x,s), P̂(·|x))``, or :class:`IKProcessError` naming the
+    request VW refused (the results before it are on the error). ``learn``, ``predict``,
+    ``prepare`` and ``save`` stand in for the IK's own methods (one round trip each).
+    """
+
+    def __init__(self, ik):
+        import multiprocessing.connection as mpc  # imported here, before the fork: the child imports nothing
+
+        from .cb import _widen_pipe
+        from .stream import _die_with_parent
+
+        self.ik_type = type(ik)
+        to_child, from_parent = os.pipe()[::-1]  # (write end, read end)
+        from_child, to_parent = os.pipe()
+        for fd in (to_child, to_parent):
+            _widen_pipe(fd)
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the worker: never returns
+            code = 1
+            try:
+                keep = {0, 1, 2, from_parent, to_parent}
+                for fd in _open_fds():
+                    if fd not in keep:
+                        try:
+                            os.close(fd)
+                        except OSError:
+                            pass
+                _die_with_parent()
+                if os.getppid() == parent:
+                    _serve(ik, mpc.Connection(from_parent, writable=False), mpc.Connection(to_parent, readable=False))
+                    code = 0
+            finally:
+                os._exit(code)
+        os.close(from_parent)
+        os.close(to_parent)
+        self.pid = pid
+        self._send = mpc.Connection(to_child, readable=False)
+        self._recv = mpc.Connection(from_child, writable=False)
+        _finish_workspaces(ik)  # the copy in the worker learns from here on
+        self.peak_rss_mb = 0.0
+        self.closed = False
+
+    def send(self, requests) -> None:
+        self._call(("learn", requests), wait=False)
+
+    def receive(self):
+        try:
+            reply = pickle.loads(self._recv.recv_bytes())
+        except (EOFError, OSError):
+            self.kill()
+            raise RuntimeError("the IK process ended unexpectedly") from None
+        if reply[0] == "error":
+            raise IKProcessError(reply[1], reply[2], reply[3])
+        return reply[1]
+
+    def _call(self, message, wait: bool = True):
+        try:
+            self._send.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError:
+            self.kill()
+            raise RuntimeError("the IK process ended unexpectedly") from None
+        return self.receive() if wait else None
+
+    def learn(self, context_text, code, action, weight, action_texts=()):
+        return self._call(("learn", [(None, context_text, code, action, weight, action_texts)]))[0]
+
+    def predict(self, context_text, code, action_texts=()):
+        return self._call(("predict", (context_text, code, action_texts)))
+
+    def prepare(self, context_text, action_texts=()) -> None:
+        self._call(("prepare", (context_text, action_texts)))
+
+    def save(self, ik_path, prior_path) -> None:
+        self._call(("save", (os.fspath(ik_path), os.fspath(prior_path))))
+
+    def close(self) -> None:
+        """End the process (after the last save)."""
+        if self.closed:
+            return
+        self.peak_rss_mb = max(self.peak_rss_mb, _peak_rss(self.pid))
+        self.closed = True
+        try:
+            self._send.send_bytes(pickle.dumps(None))
+        except OSError:
+            pass
+        self._send.close()
+        self._recv.close()
+        os.waitpid(self.pid, 0)
+
+    def kill(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            os.kill(self.pid, 9)
+            os.waitpid(self.pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        self._send.close()
+        self._recv.close()
+
+
+class IKProcessError(ValueError):
+    """VW refused a request's text in the IK process: ``index`` in its batch, ``done`` the results before it."""
+
+    def __init__(self, message, index, done):
+        super().__init__(message)
+        self.index, self.done = index, done
+
+
+def _serve(ik, recv, send) -> None:
+    """The IK process's loop: one reply per message, until ``None`` or the end of the pipe."""
+    while True:
+        try:
+            message = pickle.loads(recv.recv_bytes())
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        op, arg = message
+        done = []
+        try:
+            if op == "learn":
+                for prepare, text, code, action, weight, texts in arg:
+                    if prepare is not None:
+                        ik.prepare(prepare, texts)
+                    done.append(ik.learn(text, code, action, weight, texts))
+                reply = ("ok", done)
+            elif op == "predict":
+                reply = ("ok", ik.predict(*arg))
+            elif op == "prepare":
+                reply = ("ok", ik.prepare(*arg))
+            else:  # save
+                reply = ("ok", ik.save(*arg))
+        except Exception as err:  # noqa: BLE001 - reported in the parent
+            reply = ("error", str(err), len(done), done)
+        send.send_bytes(pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _open_fds() -> list:
+    try:
+        return [int(fd) for fd in os.listdir("/proc/self/fd")]
+    except OSError:
+        return list(range(3, 1024))
+
+
+def _finish_workspaces(ik) -> None:
+    for name in ("_ik", "_prior"):
+        ws = getattr(ik, name, None)
+        if ws is not None:
+            ws.finish()
+
+
+def _peak_rss(pid) -> float:
+    from .cb import peak_rss_mb
+
+    return peak_rss_mb(pid)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1

@@ -356,10 +356,41 @@ class IGLP(Estimator):
         """
         ctx_text, action_texts = self._format(context, actions)
         rho = self._infer(context, ctx_text, action_texts, len(action_texts), action, prob, feedback, update=True)
+        self._cb_learn(ctx_text, action_texts, action, prob, rho, self._new_user)
+        return rho
+
+    def _cb_learn(self, ctx_text, action_texts, action, prob, rho, new_user: bool) -> None:
         cb = self._cb_for(ctx_text, action_texts)
-        if self._new_user:  # learned as the population's, like the IK (see `user_features`)
+        if new_user:  # learned as the population's, like the IK (see `user_features`)
             ctx_text = drop_namespaces(ctx_text, self.user_namespace)
         cb.learn(ctx_text, action_texts, action, -rho, prob)  # lines 11-18
+
+    # Offline replay in two stages (iglp_vw.replay): the IK's input stream does not depend on
+    # its output, so an event's first stage (formatting, the decoder's code and update) can run
+    # ahead while the IK learns earlier events in another process (ik.IKProcess); the second
+    # stage (the group test, ρ̂, the CB) then runs in the events' order. Same models as learn().
+    def learn_begin(self, context: Features, actions: Sequence[Features], action: int, prob: float,
+                    feedback: Features):
+        """First stage of :meth:`learn`: ``(staged, request)``, the request being the
+        arguments of the IK's learning step (see :class:`~iglp_vw.ik.IKProcess`). Raises
+        :class:`ValueError` for bad input before changing anything."""
+        ctx_text, action_texts = self._format(context, actions)
+        staged = self._begin(context, ctx_text, action_texts, len(action_texts), action, prob, feedback)
+        self._decoder.update(staged.user, staged.fb_key, staged.weight)
+        return staged, (staged.prepare, staged.ik_text, staged.code, action, staged.weight, action_texts)
+
+    def start_ik_process(self):
+        """Move the IK to a forked process of its own (:class:`~iglp_vw.ik.IKProcess`), which
+        then stands in for it, and return that process (the replay feeds it in batches)."""
+        from .ik import IKProcess
+
+        self._ik = IKProcess(self._ik)
+        return self._ik
+
+    def learn_end(self, staged, vectors) -> float:
+        """Second stage of :meth:`learn`, given the IK's ``(P̂(·|x,s), P̂(·|x))`` for the event."""
+        rho = self._finish(staged, vectors, update=True)
+        self._cb_learn(staged.ctx_text, staged.action_texts, staged.action, staged.prob, rho, staged.new_user)
         return rho
 
     def learn_reward(self, context: Features, num_candidates: int, action: int, prob: float, feedback: Features,
@@ -435,6 +466,20 @@ class IGLP(Estimator):
         """Algorithm 1 without the CB: the IK's P̂(a|x,y) (line 10), the extreme-event test
         (Eq. 3) on the pair's group, ρ̂ (Eq. 4), and, with ``update``, the IK's and the
         decoder's updates weighted to the synthetic uniform policy (lines 9 and 19)."""
+        staged = self._begin(context, ctx_text, action_texts, k, action, prob, feedback)
+        self._new_user = staged.new_user
+        if staged.prepare is not None:
+            self._ik.prepare(staged.prepare, action_texts)
+        if update:
+            vectors = self._ik.learn(staged.ik_text, staged.code, action, staged.weight, action_texts)
+            self._decoder.update(staged.user, staged.fb_key, staged.weight)  # after the IK: it may refuse the text
+        else:
+            vectors = self._ik.predict(staged.ik_text, staged.code, action_texts)
+        return self._finish(staged, vectors, update)
+
+    def _begin(self, context, ctx_text, action_texts, k, action, prob, feedback) -> "_Staged":
+        """An event checked, its feedback keyed, its user's group code and the IK's view of it
+        (the decoder as it is: nothing is changed here)."""
         if isinstance(action, bool) or not isinstance(action, (int, np.integer)) or not 0 <= action < k:
             raise ValueError(f"`action` must be an index in [0, {k}), got {action!r}")
         if isinstance(prob, bool) or not (isinstance(prob, (int, float, np.floating)) and 0 < prob <= 1):
@@ -447,18 +492,23 @@ class IGLP(Estimator):
 
         weight = min(1.0 / (k * prob), MAX_IMPORTANCE_WEIGHT)  # line 9: synthetic uniform distribution
         code = self._decoder.code(user, fb_key)
-        ik_text = ctx_text
-        self._new_user = bool(user) and self.user_features == "known" and not self._decoder.knows(user)
-        if self._new_user:
+        ik_text, prepare = ctx_text, None
+        new_user = bool(user) and self.user_features == "known" and not self._decoder.knows(user)
+        if new_user:
             # A user's first event (or a forgotten user's): the IK sees the population's view.
             # Features seen once can only add noise, and where most ids are seen once they
-            # took a large share of every update from the features that recur.
-            self._ik.prepare(ctx_text, action_texts)
+            # took a large share of every update from the features that recur. The IK's
+            # interactions are resolved from the whole context first.
+            prepare = ctx_text
             ik_text = drop_namespaces(ctx_text, self.user_namespace)
-        if update:
-            posteriors, priors = self._ik.learn(ik_text, code, action, weight, action_texts)
-        else:
-            posteriors, priors = self._ik.predict(ik_text, code, action_texts)
+        return _Staged(context, ctx_text, action_texts, k, action, prob, feedback, fb_text, fb_key, user, weight,
+                       code, new_user, ik_text, prepare)
+
+    def _finish(self, staged: "_Staged", vectors, update: bool) -> float:
+        """The group test and ρ̂ of a staged event from the IK's ``(P̂(·|x,s), P̂(·|x))``."""
+        context, action_texts, k, action = staged.context, staged.action_texts, staged.k, staged.action
+        feedback, fb_text, code, weight, ik_text = staged.feedback, staged.fb_text, staged.code, staged.weight, staged.ik_text
+        posteriors, priors = vectors
         guess = self._guess_vectors(ik_text, code, action, weight, action_texts, update, posteriors[action])
         ik_probability = posteriors[action]
         # At most K: P̂(a|x,y) <= 1 against the uniform prior 1/K; above that a learned prior near
@@ -499,14 +549,13 @@ class IGLP(Estimator):
         rho *= strength  # 0 for the events of a mixed group that are not the IK's best guess (GroupTest)
 
         if update:
-            self._decoder.update(user, fb_key, weight)
             self.n_learned += 1
             self._weight_seen += weight
             self._weight_inferred += weight * (rho != 0.0)
-            if not user:
+            if not staged.user:
                 self._without_user += 1
                 if len(self._namespaces_seen) < 20:
-                    for name in namespace_names(ctx_text):
+                    for name in namespace_names(staged.ctx_text):
                         if name not in self._namespaces_seen and len(self._namespaces_seen) < 20:
                             self._namespaces_seen.append(name)
             if self.n_learned == self.patience or (self.n_learned > self.patience and self.n_learned % self.patience == 0):
@@ -514,7 +563,7 @@ class IGLP(Estimator):
                     kind = message.split(" ", 3)[:3]  # one warning of each kind
                     if tuple(kind) not in self._warned:
                         self._warned.add(tuple(kind))
-                        warnings.warn(message, InferenceWarning, stacklevel=4)
+                        warnings.warn(message, InferenceWarning, stacklevel=5)
         self.last = {
             "ik_probability": ik_probability,
             "prior": prior,
@@ -709,6 +758,19 @@ class IGLP(Estimator):
             raise TypeError("an IGLP whose CB runs outside this process (offline replay) cannot be pickled; "
                             "load the saved model directory instead")
         return super().__getstate__()
+
+
+class _Staged:
+    """An event between the two stages of Algorithm 1 (:meth:`IGLP.learn_begin`)."""
+
+    __slots__ = ("context", "ctx_text", "action_texts", "k", "action", "prob", "feedback", "fb_text", "fb_key",
+                 "user", "weight", "code", "new_user", "ik_text", "prepare")
+
+    def __init__(self, context, ctx_text, action_texts, k, action, prob, feedback, fb_text, fb_key, user, weight,
+                 code, new_user, ik_text, prepare):
+        self.context, self.ctx_text, self.action_texts, self.k, self.action = context, ctx_text, action_texts, k, action
+        self.prob, self.feedback, self.fb_text, self.fb_key, self.user = prob, feedback, fb_text, fb_key, user
+        self.weight, self.code, self.new_user, self.ik_text, self.prepare = weight, code, new_user, ik_text, prepare
 
 
 def _oracle_arg(saved, given, name: str):

@@ -21,7 +21,7 @@ import json
 import os
 import time
 import warnings
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
@@ -29,8 +29,9 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from . import modeldir
-from ._util import open_text
+from ._util import can_fork, open_text
 from .cb import DriverCB, peak_rss_mb
+from .ik import IKProcessError, usable_cpus
 from .learner import IGLP, InferenceWarning
 from .logs import (
     DEFINITELY_BAD,
@@ -74,6 +75,7 @@ class ReplaySummary:
     warnings: list = field(default_factory=list)  # what looks wrong with the inference (IGLP.diagnostics)
     peak_rss_mb: float = 0.0  # this process
     driver_peak_rss_mb: float = 0.0  # VW's driver (the CB)
+    ik_peak_rss_mb: float = 0.0  # the IK's process (0 when the IK learned in this one)
     slot_ik: bool = False  # the learner's IK is keyed by position (then changing action sets are warned about)
     continued_from: int = 0  # events the model had learned before this replay (--continue)
     cb_args: str = ""  # the CB's VW arguments as run (with the interactions the learner added)
@@ -118,6 +120,7 @@ class ReplaySummary:
             "warnings": self.warnings,
             "peak_rss_mb": self.peak_rss_mb,
             "driver_peak_rss_mb": self.driver_peak_rss_mb,
+            "ik_peak_rss_mb": self.ik_peak_rss_mb,
             "continued_from": self.continued_from,
             "cb_args": self.cb_args,
         }
@@ -133,6 +136,7 @@ class ReplaySummary:
         out.unlabelled = d.get("unlabelled", 0)
         out.peak_rss_mb = d.get("peak_rss_mb", 0.0)
         out.driver_peak_rss_mb = d.get("driver_peak_rss_mb", 0.0)
+        out.ik_peak_rss_mb = d.get("ik_peak_rss_mb", 0.0)
         out.continued_from = d.get("continued_from", 0)
         out.cb_args = d.get("cb_args", "")
         return out
@@ -209,6 +213,7 @@ def replay(
     progress: bool = False,
     parallel_read: bool = True,
     max_actions: int = MAX_ACTIONS,
+    ik_process: Optional[bool] = None,
 ) -> ReplaySummary:
     """Learn an IGL-P policy from logs, off-policy, and save it to ``model_dir``.
 
@@ -250,6 +255,12 @@ def replay(
         so that this one only runs the IK: the replay's bottleneck. Same results.
     max_actions
         Events with more candidates are bad lines.
+    ik_process
+        Run the IK and its prior in a forked process of their own, a few batches of events
+        behind this one: their input does not depend on their output, so the decoder and the
+        formatting of later events overlap with the IK's learning of earlier ones. Same
+        models, byte for byte (tested). ``None`` (default): where the platform can fork and
+        this process may use more than one CPU.
     """
     stream = LogStream(paths, fmt, feedback_namespace, feedback_from_cost, on_bad_line, max_actions,
                        parallel=parallel_read)
@@ -266,7 +277,9 @@ def replay(
         raise ValueError("resume, continue_training and overwrite exclude one another")
     mode = "resume" if resume else "continue" if continue_training else "overwrite" if overwrite else "new"
     with modeldir.writer(model_dir):
-        return _Replay(stream, model_dir, options, mode).run(checkpoint_every, trace, limit, progress)
+        run = _Replay(stream, model_dir, options, mode)
+        run.ik_process = ik_process
+        return run.run(checkpoint_every, trace, limit, progress)
 
 
 class _Replay:
@@ -275,6 +288,8 @@ class _Replay:
     def __init__(self, stream: LogStream, model_dir: Path, options: dict, mode: str):
         self.stream, self.model_dir, self.options = stream, model_dir, options
         self.drivers: list = []  # the DriverCB the learner builds (for its memory and to stop it)
+        self.ik_process: Optional[bool] = None  # the IK in a process of its own (see replay())
+        self.pipe: Optional[_Pipeline] = None
         if mode == "new" and modeldir.has_model(model_dir):
             raise CheckpointError(
                 f"{model_dir}: already holds a model{_trained_on(model_dir)}; --continue trains it further on "
@@ -360,92 +375,212 @@ class _Replay:
     def run(self, checkpoint_every: int, trace, limit: Optional[int], progress: bool) -> ReplaySummary:
         learner, summary, stream = self.learner, self.summary, self.stream
         self.position = dict(stream.start)  # after the last event processed
-        tracer = _Tracer(trace, append=stream.start["line"] > 0 or stream.start["file"] > 0) if trace else None
+        self.tracer = _Tracer(trace, append=stream.start["line"] > 0 or stream.start["file"] > 0) if trace else None
         started = time.perf_counter()
         elapsed_before, bad_before, errors_before = summary.seconds, summary.bad_lines, list(summary.errors)
-        bar = _progress(progress, initial=summary.events)
+        self.bar = _progress(progress, initial=summary.events)
+        self.last_actions = None
+        self.bad_events, self.bad_errors = 0, []  # bad lines the learner found (the reader's: in the stream)
         failure: Optional[LogError] = None
         stopped = False
-        last_actions = None
+        submitted = summary.events  # events handed to the learner (some may still be in the pipeline)
+        use = self.ik_process if self.ik_process is not None else usable_cpus() > 1
+        pipe = self.pipe = _Pipeline(learner, self._done) if use and can_fork() else None
         watch = warnings.catch_warnings()  # the learner's warnings mid-run; the summary has the final word
         watch.__enter__()
         warnings.simplefilter("ignore", InferenceWarning)
         try:
-            for event in stream:
-                if limit is not None and summary.events >= limit:
-                    stopped = True
-                    break
-                if event.action is None:  # no logged action: nothing to learn
-                    summary.unlabelled += 1
-                    self.position = stream.position
-                    continue
-                err = check_action_count(event.path, event.line, len(event.actions), learner.num_actions)
-                if err is None:
-                    try:
-                        rho = learner.learn(event.context, event.actions, event.action, event.prob, event.feedback)
-                    except ValueError as exc:  # VW's parser refused the features
-                        err = LogError(event.path, event.line, "features", str(exc))
-                if err is not None:
-                    if stream.on_bad_line == "fail":
-                        failure = err
+            try:
+                for event in stream:
+                    if limit is not None and submitted >= limit:
+                        stopped = True
                         break
-                    summary.bad_lines += 1
-                    if len(summary.errors) < 5:
-                        summary.errors.append(str(err))
-                    self.position = stream.position
-                    continue
-                self.position = stream.position
-                summary.add(event.feedback, event.has_feedback, rho)
-                key = hash(tuple(event.actions))
-                if key != last_actions:
-                    summary.action_set_changes += last_actions is not None
-                    last_actions = key
-                if tracer:
-                    tracer.write(event.path, event.line, event.action, event.prob, event.feedback, learner.last)
-                if bar is not None and summary.events % 256 == 0:
-                    bar.update(256)
-                if checkpoint_every and summary.events % checkpoint_every == 0:
-                    self._account(summary, started, elapsed_before, bad_before, errors_before)
-                    self._save(complete=False)
-        except LogError as err:  # fail mode, or a CCB/slates event: models as of the last good event
-            failure = err
+                    if event.action is None:  # no logged action: nothing to learn
+                        self._queue(None, event, stream.position)
+                        continue
+                    err = check_action_count(event.path, event.line, len(event.actions), learner.num_actions)
+                    if err is None:
+                        try:
+                            if pipe is None:
+                                done = learner.learn(event.context, event.actions, event.action, event.prob,
+                                                     event.feedback)
+                            else:
+                                done = learner.learn_begin(event.context, event.actions, event.action, event.prob,
+                                                           event.feedback)
+                        except ValueError as exc:  # VW's parser (or the formatting) refused the features
+                            err = LogError(event.path, event.line, "features", str(exc))
+                    if err is not None:
+                        if stream.on_bad_line == "fail":
+                            failure = err
+                            break
+                        self._queue(err, event, stream.position)
+                        continue
+                    submitted += 1
+                    self._queue(done, event, stream.position)
+                    if checkpoint_every and submitted % checkpoint_every == 0:
+                        self._drain()
+                        self._account(summary, started, elapsed_before, bad_before, errors_before)
+                        self._save(complete=False)
+            except LogError as err:  # fail mode, or a CCB/slates event: models as of the last good event
+                failure = err
+            self._drain()
         except BaseException:
             for driver in self.drivers:
                 driver.kill()
+            if pipe is not None:
+                pipe.kill()
             raise
         finally:
             watch.__exit__(None, None, None)
-            if bar is not None:
-                bar.close()
-            if tracer:
-                tracer.close()
+            if self.bar is not None:
+                self.bar.close()
+            if self.tracer:
+                self.tracer.close()
         summary.warnings = learner.diagnostics()
         summary.slot_ik = learner.ik_model == "slot"
         summary.cb_args = learner.cb_full_args or ""
         self._account(summary, started, elapsed_before, bad_before, errors_before)
-        if failure is not None or stopped:  # resumable from here
-            self._save(complete=False)
-            for driver in self.drivers:
-                driver.kill()
-        else:
-            # Saved while the driver runs ('save_), as every checkpoint is: the model file is then
-            # the same whether or not the replay was resumed or continued (a driver's own final
-            # model, -f, counts one more pass in its header than a restarted driver's would).
-            self._save(complete=True)
-            learner.close()
+        try:
+            if failure is not None or stopped:  # resumable from here
+                self._save(complete=False)
+                for driver in self.drivers:
+                    driver.kill()
+            else:
+                # Saved while the driver runs ('save_), as every checkpoint is: the model file is then
+                # the same whether or not the replay was resumed or continued (a driver's own final
+                # model, -f, counts one more pass in its header than a restarted driver's would).
+                self._save(complete=True)
+                learner.close()
+        finally:
+            if pipe is not None:
+                pipe.close()
+                summary.ik_peak_rss_mb = max(summary.ik_peak_rss_mb, pipe.peak_rss_mb)
         if failure is not None:
             raise failure
         return summary
 
+    def _queue(self, done, event, position) -> None:
+        """An event handed on in order: learned (``done`` its ρ̂, or its first stage when the IK
+        runs in its own process), unlabelled (``None``) or a bad line (its :class:`LogError`)."""
+        if self.pipe is None or (self.pipe.empty and not isinstance(done, tuple)):
+            self._done(done, event, position)
+        else:
+            self.pipe.put(done, event, position)
+
+    def _drain(self) -> None:
+        if self.pipe is not None:
+            self.pipe.drain()
+
+    def _done(self, rho, event, position) -> None:
+        """An event's bookkeeping, in the logs' order, once the learner is through with it."""
+        summary = self.summary
+        self.position = position
+        if rho is None:
+            summary.unlabelled += 1
+            return
+        if isinstance(rho, LogError):
+            self.bad_events += 1  # counted with the reader's bad lines in _account
+            if len(self.bad_errors) < 5:
+                self.bad_errors.append(str(rho))
+            return
+        summary.add(event.feedback, event.has_feedback, rho)
+        key = hash(tuple(event.actions))
+        if key != self.last_actions:
+            summary.action_set_changes += self.last_actions is not None
+            self.last_actions = key
+        if self.tracer:
+            self.tracer.write(event.path, event.line, event.action, event.prob, event.feedback, self.learner.last)
+        if self.bar is not None and summary.events % 256 == 0:
+            self.bar.update(256)
+
     def _account(self, summary, started, elapsed_before, bad_before, errors_before) -> None:
         summary.seconds = elapsed_before + time.perf_counter() - started
-        summary.bad_lines = max(summary.bad_lines, bad_before + self.stream.bad_lines)
-        summary.errors = (errors_before + [e for e in self.stream.errors if e not in errors_before])[:5]
+        summary.bad_lines = bad_before + self.stream.bad_lines + self.bad_events
+        summary.errors = (errors_before + [e for e in self.stream.errors + self.bad_errors if e not in errors_before])[:5]
         summary.peak_rss_mb = max(summary.peak_rss_mb, peak_rss_mb())
+        if self.pipe is not None:
+            summary.ik_peak_rss_mb = max(summary.ik_peak_rss_mb, self.pipe.peak_rss())
         for driver in self.drivers:
             running = driver.proc is not None and not driver.closed
             summary.driver_peak_rss_mb = max(summary.driver_peak_rss_mb, driver.peak_rss_mb,
                                              peak_rss_mb(driver.proc.pid) if running else 0.0)
+
+
+class _Pipeline:
+    """Algorithm 1 in two stages for the replay, the IK in a process of its own
+    (:class:`~iglp_vw.ik.IKProcess`): events go in with their first stage done
+    (:meth:`IGLP.learn_begin`), their IK requests leave in batches, and each batch's second
+    stage (:meth:`IGLP.learn_end`) runs when its results are back, at most two batches
+    later. Unlabelled events and bad lines queued between them keep their place, and ``done``
+    sees every event in the logs' order."""
+
+    BATCH = 64
+
+    def __init__(self, learner: IGLP, done):
+        self.learner, self.done = learner, done
+        self.worker = learner.start_ik_process()
+        self.items: list = []  # this batch: (first stage | ρ̂ | None | LogError, event, position)
+        self.requests: list = []
+        self.inflight: deque = deque()
+
+    @property
+    def empty(self) -> bool:
+        return not self.items and not self.inflight
+
+    def put(self, done, event, position) -> None:
+        if isinstance(done, tuple):
+            staged, request = done
+            self.requests.append(request)
+            done = staged
+        self.items.append((done, event, position))
+        if len(self.requests) >= self.BATCH:
+            self._flush()
+            while len(self.inflight) > 1:
+                self._complete()
+
+    def _flush(self) -> None:
+        if self.items:
+            if self.requests:
+                self.worker.send(self.requests)
+            self.inflight.append((self.items, bool(self.requests)))
+            self.items, self.requests = [], []
+
+    def _complete(self) -> None:
+        items, sent = self.inflight.popleft()
+        failed = None
+        try:
+            results = self.worker.receive() if sent else []
+        except IKProcessError as err:
+            results, failed = err.done, err
+        j = 0
+        for staged, event, position in items:
+            if type(staged) is not LogError and staged is not None:
+                if j == len(results):  # the request VW refused: the decoder has moved on past it
+                    raise RuntimeError(
+                        f"{event.path}:{event.line}: features: VW refused the IK's example ({failed}); "
+                        f"the replay stops, its last checkpoint is what the model directory holds")
+                staged = self.learner.learn_end(staged, results[j])
+                j += 1
+            self.done(staged, event, position)
+
+    def drain(self) -> None:
+        self._flush()
+        while self.inflight:
+            self._complete()
+
+    def peak_rss(self) -> float:
+        worker = self.worker
+        return max(worker.peak_rss_mb, 0.0 if worker.closed else peak_rss_mb(worker.pid))
+
+    @property
+    def peak_rss_mb(self) -> float:
+        return self.worker.peak_rss_mb
+
+    def close(self) -> None:
+        self.worker.close()
+
+    def kill(self) -> None:
+        self.worker.kill()
 
 
 def _events_of(state: dict) -> int:

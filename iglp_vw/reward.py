@@ -130,12 +130,6 @@ class GroupTest:
         self._stats: dict = {}
         self.events = 0
 
-    def _bounds(self, s):
-        mean = s[0] / s[1]
-        n_eff = s[1] * s[1] / s[3]
-        se = math.sqrt(max(s[2] / s[1] - mean * mean, 0.0) / n_eff)
-        return mean, n_eff, self.confidence * se
-
     def extreme(self, code: str) -> bool:
         """Whether ``code``'s group is extreme now (before this event's update)."""
         s = self._stats.get(code)
@@ -179,19 +173,27 @@ class GroupTest:
         s = self._stats.get(code)
         if s is None:
             s = self._stats[code] = [0.0, 0.0, 0.0, 0.0, 0, 0, 0.0, 0.0, 0.0, 0.0]
-        for base, log_decay in ((0, self._log_decay), (6, self._log_decay_long)):
-            d = math.exp(log_decay * weight)
-            s[base] = s[base] * d + weight * ratio
-            s[base + 1] = s[base + 1] * d + weight
-            s[base + 2] = s[base + 2] * d + weight * ratio * ratio
-            s[base + 3] = s[base + 3] * d + weight * weight
-        short, long = self._bounds(s[0:4]), self._bounds(s[6:10])
+        # Written out (this runs once per event). Each horizon: the weighted mean ratio, the effective
+        # number of events (Σw)²/Σw², and `confidence` standard errors; Eq. 3 against each level.
+        wr, ww = weight * ratio, weight * weight
+        wrr = wr * ratio
+        d = math.exp(self._log_decay * weight)
+        s[0], s[1], s[2], s[3] = s[0] * d + wr, s[1] * d + weight, s[2] * d + wrr, s[3] * d + ww
+        d = math.exp(self._log_decay_long * weight)
+        s[6], s[7], s[8], s[9] = s[6] * d + wr, s[7] * d + weight, s[8] * d + wrr, s[9] * d + ww
+        horizons = []
+        for base in (0, 6):
+            mean = s[base] / s[base + 1]
+            n_eff = s[base + 1] * s[base + 1] / s[base + 3]
+            margin = self.confidence * math.sqrt(max(s[base + 2] / s[base + 1] - mean * mean, 0.0) / n_eff)
+            horizons.append((mean, n_eff, margin))
+        (m0, n0, e0), (m1, n1, e1) = horizons
+        least = self.MIN_EVIDENCE
         for flag, level in ((4, self.threshold), (5, self._informative)):
             if s[flag]:  # stays unless confidently below on both horizons (Eq. 3 on the upper bounds)
-                s[flag] = int(any(is_extreme(mean + margin, 1.0, level) for mean, _, margin in (short, long)))
+                s[flag] = int(m0 + e0 > level or m1 + e1 > level)
             else:  # turns on when confidently above on either (Eq. 3 on a lower bound)
-                s[flag] = int(any(n_eff >= self.MIN_EVIDENCE and is_extreme(mean - margin, 1.0, level)
-                                  for mean, n_eff, margin in (short, long)))
+                s[flag] = int((n0 >= least and m0 - e0 > level) or (n1 >= least and m1 - e1 > level))
 
     def ratios(self) -> dict:
         """Each group's current mean ratio."""

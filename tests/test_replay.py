@@ -361,3 +361,83 @@ def test_parquet_trace_equals_the_csv_one_and_survives_a_resume(logs, tmp_path):
     for column in ("line", "action", "extreme", "inferred_reward"):
         assert (pq[column].to_numpy() == csv[column].to_numpy()).all(), column
     assert np.allclose(pq.ik_probability, csv.ik_probability, rtol=1e-5)
+
+
+def _with_gaps(src: Path, dst: Path) -> None:
+    """``src`` (VW text ADF) with an unlabelled event after every 97th, a bad line (a label of
+    probability 0) in place of every 211th event's label, and an 11th action in every 300th."""
+    events = src.read_text().strip("\n").split("\n\n")
+    out = []
+    for i, event in enumerate(events):
+        if i % 211 == 7:
+            event = event.replace(":0.1 |", ":0 |", 1)
+        if i % 300 == 150:  # more actions than a slot IK of 10 has: a bad line the learner finds
+            event += "\n|Action id=extra"
+        out.append(event)
+        if i % 97 == 5:  # the same event without its label line's label
+            out.append("\n".join(line.split(" ", 1)[1] if line[:1].isdigit() else line for line in event.splitlines()))
+    dst.write_text("\n\n".join(out) + "\n\n")
+
+
+@pytest.mark.parametrize("ik_model", ["features", "slot"])
+def test_ik_process_gives_the_models_of_the_ik_in_this_process(logs, tmp_path, ik_model):
+    """The IK in a process of its own (the default where the machine can fork) runs a few batches
+    behind the rest of Algorithm 1; the models, the state, the trace and the summary are those of
+    the IK in this process, byte for byte, with unlabelled events and skipped bad lines among the
+    events, checkpoints, a --limit and a --resume."""
+    log = tmp_path / "gaps.txt"
+    _with_gaps(logs / "g.txt", log)
+    runs = {}
+    for name, kw in (("inline", {"ik_process": False}), ("process", {"ik_process": True})):
+        out = tmp_path / name
+        common = dict(checkpoint_every=173, on_bad_line="skip", trace=tmp_path / f"{name}.csv",
+                      learner_params={"ik_model": ik_model}, **kw)
+        first = replay([log, logs / "g.txt"], out, limit=777, **common)
+        assert first.events == 777
+        runs[name] = replay([log, logs / "g.txt"], out, resume=True, **common)
+    inline, process = runs["inline"], runs["process"]
+    bad = 6 + 4 * (ik_model == "slot")  # labels of probability 0, and events of 11 actions for the slot IK
+    assert inline.events == process.events == 2400 - bad
+    assert inline.bad_lines == process.bad_lines == bad and inline.unlabelled == process.unlabelled == 13
+    assert inline.rewards == process.rewards and inline.errors == process.errors
+    assert process.ik_peak_rss_mb > 0 and inline.ik_peak_rss_mb == 0
+    _same_models(tmp_path / "inline", tmp_path / "process")
+    assert (tmp_path / "inline.csv").read_bytes() == (tmp_path / "process.csv").read_bytes()
+
+
+class _Refuses:
+    """An IK stand-in for the process's plumbing: refuses the text 'bad' (as VW refuses text)."""
+
+    def learn(self, text, code, action, weight, action_texts=()):
+        if text == "bad":
+            raise ValueError("VW could not parse the example 'bad'")
+        return [len(text)], [action]
+
+    def prepare(self, text, action_texts=()):
+        pass
+
+
+def test_ik_process_reports_what_it_refused_and_holds_no_other_pipe():
+    import os
+    import select
+
+    from iglp_vw.ik import IKProcess, IKProcessError
+
+    read_end, write_end = os.pipe()  # open in this process when the IK process starts
+    proc = IKProcess(_Refuses())
+    try:
+        os.close(write_end)
+        # The IK process closed its copy: the pipe is at its end at once (a CB driver's stdin
+        # held open by it would never see the end of its input).
+        assert select.select([read_end], [], [], 5)[0] and os.read(read_end, 1) == b""
+        proc.send([(None, "ab", "u", 1, 1.0, ()), (None, "abc", "u", 2, 1.0, ())])
+        assert proc.receive() == [([2], [1]), ([3], [2])]
+        proc.send([(None, "ab", "u", 0, 1.0, ()), (None, "bad", "u", 0, 1.0, ()), (None, "a", "u", 0, 1.0, ())])
+        with pytest.raises(IKProcessError, match="could not parse") as err:
+            proc.receive()
+        assert err.value.index == 1 and err.value.done == [([2], [0])]
+        assert proc.learn("abcd", "u", 3, 1.0) == ([4], [3])  # still serving
+    finally:
+        os.close(read_end)
+        proc.close()
+    assert proc.closed
