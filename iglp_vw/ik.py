@@ -258,11 +258,14 @@ class IKProcess:
         _finish_workspaces(ik)  # the copy in the worker learns from here on
         self.peak_rss_mb = 0.0
         self.closed = False
+        self.outstanding = 0  # batches sent whose results are not received yet
 
     def send(self, requests) -> None:
         self._call(("learn", requests), wait=False)
+        self.outstanding += 1
 
     def receive(self):
+        self.outstanding = max(self.outstanding - 1, 0)
         try:
             reply = pickle.loads(self._recv.recv_bytes())
         except (EOFError, OSError):
@@ -273,6 +276,11 @@ class IKProcess:
         return reply[1]
 
     def _call(self, message, wait: bool = True):
+        while wait and self.outstanding:  # replies to batches sent and abandoned (an interrupted caller)
+            try:
+                self.receive()
+            except IKProcessError:
+                pass
         try:
             self._send.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:

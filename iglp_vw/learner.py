@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import math
 import warnings
 from collections.abc import Iterable
@@ -22,7 +23,7 @@ from .vw import (
     namespace_names, user_key,
 )
 
-__all__ = ["IGLP", "DEFAULT_CB_ARGS", "InferenceWarning", "sample_pmf"]
+__all__ = ["IGLP", "DEFAULT_CB_ARGS", "IKPipeline", "InferenceWarning", "sample_pmf"]
 
 
 class InferenceWarning(UserWarning):
@@ -42,6 +43,9 @@ MAX_NUM_ACTIONS = 1 << 16
 # weigh 1e299 and swamp the decoder's counts and the group test for thousands of events.
 # ε-greedy with ε = 0.05 over 10 actions weighs at most 20.
 MAX_IMPORTANCE_WEIGHT = 100.0
+# IGLP.learn_many moves the IK to a process of its own for this many events or more (below,
+# starting the process and bringing the IK back cost more than they save).
+IK_PROCESS_MIN_EVENTS = 2000
 # Events the guessing IK of mixed groups learns before its guesses may be used (until then the IK's).
 GUESS_WARMUP = 1000
 # Their log losses are compared over about the last 1 / (1 - GUESS_DECAY) events of the group.
@@ -378,6 +382,61 @@ class IGLP(Estimator):
         staged = self._begin(context, ctx_text, action_texts, len(action_texts), action, prob, feedback)
         self._decoder.update(staged.user, staged.fb_key, staged.weight)
         return staged, (staged.prepare, staged.ik_text, staged.code, action, staged.weight, action_texts)
+
+    def learn_many(self, events, ik_process: Optional[bool] = None) -> np.ndarray:
+        """:meth:`learn` on each event in order; the same models as the loop (see
+        :meth:`Estimator.learn_many` for the inputs).
+
+        ``ik_process``: learn with the IK in a forked process of its own, a few batches of
+        events behind the rest (as ``iglp-vw replay`` does; byte-identical models, tested), and
+        bring it back into this process at the end. ``None`` (default): for
+        ``IK_PROCESS_MIN_EVENTS`` events or more, where the platform can fork and this
+        process may use more than one CPU. A :class:`ValueError` for an event leaves the
+        learner as it was after the events before it, as the loop does.
+        """
+        from ._util import can_fork
+        from .base import _event_rows
+        from .ik import usable_cpus
+
+        if ik_process is None:
+            ik_process = _length(events) >= IK_PROCESS_MIN_EVENTS and usable_cpus() > 1
+        if not (ik_process and can_fork()):
+            return super().learn_many(events)
+        out: list = []
+        pipe = IKPipeline(self, lambda rho, i: out.append(rho), lambda i: f"event {i}")
+        try:
+            for i, row in enumerate(_event_rows(events, learn=True)):
+                try:
+                    staged = self.learn_begin(*row)
+                except ValueError:
+                    pipe.drain()
+                    raise
+                pipe.put(staged, i)
+            pipe.drain()
+        except KeyboardInterrupt:
+            pipe.drain()  # what was handed on is finished: the learner stays as after those events
+            raise
+        finally:
+            self.stop_ik_process()
+        return np.asarray(out, float)
+
+    def stop_ik_process(self) -> None:
+        """Bring the IK back from its process (saved there, loaded here) and end the process."""
+        import tempfile
+
+        from .ik import IKProcess
+
+        proc = self._ik
+        if not isinstance(proc, IKProcess):
+            return
+        try:
+            if not proc.closed:
+                with tempfile.TemporaryDirectory(prefix="iglp-ik-") as tmp:
+                    proc.save(Path(tmp) / "ik.model", Path(tmp) / "ik_prior.model")
+                    self._ik = _IK[self.ik_model].load(self.num_actions, self.ik_args, self.seed,
+                                                       Path(tmp) / "ik.model", Path(tmp) / "ik_prior.model")
+        finally:
+            proc.close()
 
     def start_ik_process(self):
         """Move the IK to a forked process of its own (:class:`~iglp_vw.ik.IKProcess`), which
@@ -758,6 +817,99 @@ class IGLP(Estimator):
             raise TypeError("an IGLP whose CB runs outside this process (offline replay) cannot be pickled; "
                             "load the saved model directory instead")
         return super().__getstate__()
+
+
+def _length(events) -> int:
+    try:
+        return len(events)
+    except TypeError:  # an iterator: unknown, so long enough
+        return IK_PROCESS_MIN_EVENTS
+
+
+class IKPipeline:
+    """Algorithm 1 in two stages over a stream of events, the IK in a process of its own
+    (:class:`~iglp_vw.ik.IKProcess`): events come in with their first stage done
+    (:meth:`IGLP.learn_begin`), their IK requests leave in batches, and each batch's second
+    stage (:meth:`IGLP.learn_end`) runs when its results are back, at most two batches later.
+    Anything else queued between them (the replay's unlabelled events and bad lines) keeps
+    its place: ``done(result, *payload)`` sees every item in order, with the event's ρ̂ for a
+    learned one. ``where(*payload)`` names an event in an error.
+
+    If VW refuses an event's text in the IK process (the text is checked before, so this is
+    not expected), the decoder has already moved past it: the pipeline raises
+    :class:`RuntimeError` and the learner is not to be used further.
+    """
+
+    BATCH = 64
+
+    def __init__(self, learner: "IGLP", done, where=None):
+        self.learner, self.done, self.where = learner, done, where or (lambda *payload: "an event")
+        self.worker = learner.start_ik_process()
+        self.items: list = []  # this batch: (first stage, or anything else, payload)
+        self.requests: list = []
+        self.inflight = collections.deque()
+
+    @property
+    def empty(self) -> bool:
+        return not self.items and not self.inflight
+
+    def put(self, item, *payload) -> None:
+        """An event's ``(staged, request)`` from :meth:`IGLP.learn_begin`, or anything else to
+        hand to ``done`` in its place."""
+        if type(item) is tuple:
+            staged, request = item
+            self.requests.append(request)
+            item = staged
+        self.items.append((item, payload))
+        if len(self.requests) >= self.BATCH:
+            self._flush()
+            while len(self.inflight) > 1:
+                self._complete()
+
+    def _flush(self) -> None:
+        if self.items:
+            if self.requests:
+                self.worker.send(self.requests)
+            self.inflight.append((self.items, bool(self.requests)))
+            self.items, self.requests = [], []
+
+    def _complete(self) -> None:
+        from .ik import IKProcessError
+
+        items, sent = self.inflight.popleft()
+        failed = None
+        try:
+            results = self.worker.receive() if sent else []
+        except IKProcessError as err:
+            results, failed = err.done, err
+        j = 0
+        for item, payload in items:
+            if type(item) is _Staged:
+                if j == len(results):  # the request VW refused: the decoder has moved on past it
+                    raise RuntimeError(f"{self.where(*payload)}: VW refused the IK's example ({failed}); "
+                                       f"the learner cannot go on")
+                item = self.learner.learn_end(item, results[j])
+                j += 1
+            self.done(item, *payload)
+
+    def drain(self) -> None:
+        """Finish every event put so far."""
+        self._flush()
+        while self.inflight:
+            self._complete()
+
+    def peak_rss(self) -> float:
+        """The IK process's peak memory in MB."""
+        from .cb import peak_rss_mb
+
+        worker = self.worker
+        return max(worker.peak_rss_mb, 0.0 if worker.closed else peak_rss_mb(worker.pid))
+
+    def close(self) -> None:
+        self.worker.close()
+
+    def kill(self) -> None:
+        self.worker.kill()
 
 
 class _Staged:

@@ -21,7 +21,7 @@ import json
 import os
 import time
 import warnings
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
@@ -31,8 +31,8 @@ import numpy as np
 from . import modeldir
 from ._util import can_fork, open_text
 from .cb import DriverCB, peak_rss_mb
-from .ik import IKProcessError, usable_cpus
-from .learner import IGLP, InferenceWarning
+from .ik import usable_cpus
+from .learner import IGLP, IKPipeline, InferenceWarning
 from .logs import (
     DEFINITELY_BAD,
     MAX_ACTIONS,
@@ -289,7 +289,7 @@ class _Replay:
         self.stream, self.model_dir, self.options = stream, model_dir, options
         self.drivers: list = []  # the DriverCB the learner builds (for its memory and to stop it)
         self.ik_process: Optional[bool] = None  # the IK in a process of its own (see replay())
-        self.pipe: Optional[_Pipeline] = None
+        self.pipe: Optional[IKPipeline] = None
         if mode == "new" and modeldir.has_model(model_dir):
             raise CheckpointError(
                 f"{model_dir}: already holds a model{_trained_on(model_dir)}; --continue trains it further on "
@@ -385,7 +385,7 @@ class _Replay:
         stopped = False
         submitted = summary.events  # events handed to the learner (some may still be in the pipeline)
         use = self.ik_process if self.ik_process is not None else usable_cpus() > 1
-        pipe = self.pipe = _Pipeline(learner, self._done) if use and can_fork() else None
+        pipe = self.pipe = IKPipeline(learner, self._done, _where) if use and can_fork() else None
         watch = warnings.catch_warnings()  # the learner's warnings mid-run; the summary has the final word
         watch.__enter__()
         warnings.simplefilter("ignore", InferenceWarning)
@@ -454,7 +454,7 @@ class _Replay:
         finally:
             if pipe is not None:
                 pipe.close()
-                summary.ik_peak_rss_mb = max(summary.ik_peak_rss_mb, pipe.peak_rss_mb)
+                summary.ik_peak_rss_mb = max(summary.ik_peak_rss_mb, pipe.peak_rss())
         if failure is not None:
             raise failure
         return summary
@@ -506,81 +506,8 @@ class _Replay:
                                              peak_rss_mb(driver.proc.pid) if running else 0.0)
 
 
-class _Pipeline:
-    """Algorithm 1 in two stages for the replay, the IK in a process of its own
-    (:class:`~iglp_vw.ik.IKProcess`): events go in with their first stage done
-    (:meth:`IGLP.learn_begin`), their IK requests leave in batches, and each batch's second
-    stage (:meth:`IGLP.learn_end`) runs when its results are back, at most two batches
-    later. Unlabelled events and bad lines queued between them keep their place, and ``done``
-    sees every event in the logs' order."""
-
-    BATCH = 64
-
-    def __init__(self, learner: IGLP, done):
-        self.learner, self.done = learner, done
-        self.worker = learner.start_ik_process()
-        self.items: list = []  # this batch: (first stage | ρ̂ | None | LogError, event, position)
-        self.requests: list = []
-        self.inflight: deque = deque()
-
-    @property
-    def empty(self) -> bool:
-        return not self.items and not self.inflight
-
-    def put(self, done, event, position) -> None:
-        if isinstance(done, tuple):
-            staged, request = done
-            self.requests.append(request)
-            done = staged
-        self.items.append((done, event, position))
-        if len(self.requests) >= self.BATCH:
-            self._flush()
-            while len(self.inflight) > 1:
-                self._complete()
-
-    def _flush(self) -> None:
-        if self.items:
-            if self.requests:
-                self.worker.send(self.requests)
-            self.inflight.append((self.items, bool(self.requests)))
-            self.items, self.requests = [], []
-
-    def _complete(self) -> None:
-        items, sent = self.inflight.popleft()
-        failed = None
-        try:
-            results = self.worker.receive() if sent else []
-        except IKProcessError as err:
-            results, failed = err.done, err
-        j = 0
-        for staged, event, position in items:
-            if type(staged) is not LogError and staged is not None:
-                if j == len(results):  # the request VW refused: the decoder has moved on past it
-                    raise RuntimeError(
-                        f"{event.path}:{event.line}: features: VW refused the IK's example ({failed}); "
-                        f"the replay stops, its last checkpoint is what the model directory holds")
-                staged = self.learner.learn_end(staged, results[j])
-                j += 1
-            self.done(staged, event, position)
-
-    def drain(self) -> None:
-        self._flush()
-        while self.inflight:
-            self._complete()
-
-    def peak_rss(self) -> float:
-        worker = self.worker
-        return max(worker.peak_rss_mb, 0.0 if worker.closed else peak_rss_mb(worker.pid))
-
-    @property
-    def peak_rss_mb(self) -> float:
-        return self.worker.peak_rss_mb
-
-    def close(self) -> None:
-        self.worker.close()
-
-    def kill(self) -> None:
-        self.worker.kill()
+def _where(event, position) -> str:
+    return f"{event.path}:{event.line}"
 
 
 def _events_of(state: dict) -> int:

@@ -246,3 +246,38 @@ def test_learn_many_on_a_dataframe_equals_the_loop_and_numpy_values_learn_like_p
     assert pmfs == [loop.predict(e["context"], e["actions"]) for e in events[:5]]
     with pytest.raises(ValueError, match="no column"):
         batch.learn_many(pd.DataFrame(events)[["context", "actions"]])
+
+
+def test_learn_many_with_the_ik_in_a_process_of_its_own_equals_the_loop(tmp_path):
+    """learn_many moves the IK to a forked process for long batches (here forced on 1,500 events,
+    some of whose users are new): the same ρ̂ and models as the loop, the IK back in this process
+    afterwards (learning goes on identically), and a bad event stops it with the learner as
+    after the events before it."""
+    events = _events(1500, seed=4)
+    for e in events[::7]:
+        e["context"]["User"]["id"] += "-new"  # users seen once: the IK's interactions from the full context
+    loop = IGLP(seed=0)
+    rhos = [loop.learn(e["context"], e["actions"], e["action"], e["prob"], e["feedback"]) for e in events]
+    batch = IGLP(seed=0)
+    got = batch.learn_many(events, ik_process=True)
+    assert np.array_equal(got, np.asarray(rhos)) and (got != 0).sum() > 300
+    more = _events(100, seed=5)
+    for learner in (loop, batch):
+        learner.learn_many(more, ik_process=False)
+    loop.save(tmp_path / "loop")
+    batch.save(tmp_path / "batch")
+    for f in ("cb.model", "ik.model", "ik_prior.model", "state.json"):
+        assert (tmp_path / "loop" / f).read_bytes() == (tmp_path / "batch" / f).read_bytes(), f
+
+    bad = _events(200, seed=6)
+    bad[150]["prob"] = 0.0
+    stopped = IGLP(seed=0)
+    with pytest.raises(ValueError, match="prob"):
+        stopped.learn_many(bad, ik_process=True)
+    assert stopped.n_learned == 150
+    before = IGLP(seed=0)
+    before.learn_many(bad[:150], ik_process=False)
+    stopped.save(tmp_path / "stopped")
+    before.save(tmp_path / "before")
+    for f in ("cb.model", "ik.model", "ik_prior.model", "state.json"):
+        assert (tmp_path / "stopped" / f).read_bytes() == (tmp_path / "before" / f).read_bytes(), f
