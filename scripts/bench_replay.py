@@ -7,7 +7,7 @@ once), 100 words; uniform logging policy) as VW text ADF, then measures on the s
   - ``python -m vowpalwabbit <the replay's own CB arguments> -d LOG`` (the CB alone),
     wall time;
 and prints events/s of each (fastest of --repeat runs), their ratio (issue 4 bar: >= 1/4, aim >= 1/2) and the
-replay's peak RSS (Python process and VW's driver), for each log length given, so that
+replay's peak RSS (Python process, the IK's process and VW's driver), for each log length given, so that
 memory can be seen not to grow with the length, nor with the number of users (the
 decoder keeps at most --max-users of them; issue 12 bar: RSS with 10**6 users <= 1.2 x
 RSS with 100).
@@ -61,7 +61,7 @@ def measure(work: Path, n: int, users: int, args):
         replays.append(run([sys.executable, "-m", "iglp_vw.cli", "replay", str(log), "--model-dir", str(model),
                             "--seed", str(args.seed), "--overwrite"]))
         summary = json.loads((model / "replay.json").read_text())["summary"]
-        rss.append((summary["peak_rss_mb"], summary["driver_peak_rss_mb"]))
+        rss.append((summary["peak_rss_mb"], summary["driver_peak_rss_mb"], summary.get("ik_peak_rss_mb", 0.0)))
         cb_args = json.loads((model / "config.json").read_text())["cb_full_args"]
         warm(log)
         drivers.append(run([sys.executable, "-m", "vowpalwabbit", *cb_args.split(), "-d", str(log), "--quiet"]))
@@ -69,7 +69,7 @@ def measure(work: Path, n: int, users: int, args):
     print(f"  iglp-vw replay: {', '.join(f'{t:.1f}' for t in replays)} s   "
           f"VW driver (CB alone, {cb_args}): {', '.join(f'{t:.1f}' for t in drivers)} s", flush=True)
     log.unlink()
-    return n / t_replay, n / t_vw, max(r for r, _ in rss), max(d for _, d in rss)
+    return n / t_replay, n / t_vw, max(r[0] for r in rss), max(r[1] for r in rss), max(r[2] for r in rss)
 
 
 def main() -> None:
@@ -94,11 +94,11 @@ def main() -> None:
 
     print()
     print(f"{'events':>10} {'users':>10} {'replay ev/s':>12} {'VW ev/s':>10} {'ratio':>7} {'RSS py MB':>10} "
-          f"{'RSS VW MB':>10} {'RSS/RSS(fewest users)':>22}")
+          f"{'RSS IK MB':>10} {'RSS VW MB':>10} {'RSS/RSS(fewest users)':>22}")
     base = {}
-    for n, users, r, v, rss, drss in rows:
+    for n, users, r, v, rss, drss, ikrss in rows:
         base.setdefault(n, rss)
-        print(f"{n:>10,} {users:>10,} {r:>12,.0f} {v:>10,.0f} {r / v:>7.3f} {rss:>10.0f} {drss:>10.0f} "
+        print(f"{n:>10,} {users:>10,} {r:>12,.0f} {v:>10,.0f} {r / v:>7.3f} {rss:>10.0f} {ikrss:>10.0f} {drss:>10.0f} "
               f"{rss / base[n]:>22.2f}")
     print("bars (issue 12): ratio >= 0.5 (aim 0.6); RSS with 10**6 users <= 1.2 x RSS with 100")
 

@@ -1,8 +1,15 @@
 """Where a replay's time goes: reader, formatting, decoder, IK, prior, CB (issue 12's breakdown).
 
-Generates a grounded log (synthetic50k, uniform logging, --users users) and replays it in
-this process with timers around each part of Algorithm 1 (the learner's own methods,
-wrapped; the models are the same as an untimed replay's):
+Generates a grounded log (synthetic50k, uniform logging, --users users) and replays it twice.
+
+1. As ``iglp-vw replay`` does by default, the IK in a process of its own: the CPU time each
+   process spends per event (this one: formatting, decoder, group test, ρ̂, the pipes; the IK
+   process: the two VW csoaa_ldf models; the reader; VW's driver for the CB, estimated by
+   the driver alone on the same log) against the wall time. On two cores the wall time
+   cannot go below half their sum.
+2. With the IK in this process (``ik_process=False``), with timers around each part of
+   Algorithm 1 (the learner's own methods, wrapped; the models are the same as an untimed
+   replay's):
 
   reader      waiting for the next event (the forked reader parses the log in parallel;
               with --serial-read its parsing is timed here instead)
@@ -19,6 +26,7 @@ and prints each part's µs per event and share, next to VW's own driver on the s
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -56,13 +64,56 @@ def main() -> None:
 
         setattr(owner, name, wrapper)
 
+    def cpu_of(pid) -> float:
+        """User + system CPU seconds of a live process (Linux /proc)."""
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "log.txt"
         subprocess.run([sys.executable, "-m", "iglp_vw.cli", "simulate", "grounded", "--dataset", "synthetic50k",
                         "--passes", str(-(-args.events // 50_000)), "--events", str(args.events), "--users",
                         str(args.users), "--seed", str(args.seed), "--out", str(log)], check=True, capture_output=True)
 
-        # IK vs prior: the two workspaces of the action-feature IK, told apart by the call order.
+        # 1. The default replay: CPU per process.
+        ik_cpu = {}
+        original_close = ik_mod.IKProcess.close
+
+        def close(self):
+            ik_cpu["IK process"] = cpu_of(self.pid)
+            return original_close(self)
+
+        ik_mod.IKProcess.close = close
+        start, before = time.perf_counter(), os.times()
+        summary = replay([log], Path(tmp) / "default", learner_params={"seed": args.seed})
+        wall_default, after = time.perf_counter() - start, os.times()
+        ik_mod.IKProcess.close = original_close
+        cb_args = IGLP.load(Path(tmp) / "default").cb_full_args
+        t0, vw_before = time.perf_counter(), os.times()
+        subprocess.run([sys.executable, "-m", "vowpalwabbit", *cb_args.split(), "-d", str(log), "--quiet"], check=True)
+        vw, vw_after = time.perf_counter() - t0, os.times()
+        n = summary.events
+        children = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+        driver = (vw_after.children_user - vw_before.children_user) + (vw_after.children_system - vw_before.children_system)
+        cpu = {
+            "this process (reader's events in, Algorithm 1 but the IK, pipes)":
+                (after.user - before.user) + (after.system - before.system),
+            "IK process (IK and prior, VW csoaa_ldf)": ik_cpu.get("IK process", 0.0),
+            "VW's driver, the CB (its run alone on the log)": driver,
+        }
+        cpu["reader process (the rest of the children)"] = max(children - cpu["IK process (IK and prior, VW csoaa_ldf)"] - driver, 0.0)
+        total = sum(cpu.values())
+        print(f"{n:,} events, {args.users:,} users, the IK in its own process (the default): replay {wall_default:.1f} s "
+              f"({n / wall_default:,.0f} ev/s); VW's driver, CB alone: {vw:.1f} s ({n / vw:,.0f} ev/s); "
+              f"ratio {vw / wall_default:.3f}")
+        print(f"{'CPU per process':<68}{'µs/event':>10}")
+        for name, seconds in cpu.items():
+            print(f"{name:<68}{1e6 * seconds / n:>10.1f}")
+        print(f"{'all processes':<68}{1e6 * total / n:>10.1f}")
+        print(f"{'wall time (two cores: at least half the line above)':<68}{1e6 * wall_default / n:>10.1f}")
+        print()
+
+        # 2. IK vs prior, in this process: the two workspaces of the action-feature IK, told apart by the call order.
         original_learn = ik_mod.ActionFeatureIK.learn
 
         def ik_learn(self, context_text, code, action, weight, action_texts=()):
@@ -104,13 +155,9 @@ def main() -> None:
         LogStream.__iter__ = iterate
         start = time.perf_counter()
         summary = replay([log], Path(tmp) / "model", parallel_read=not args.serial_read,
-                         learner_params={"seed": args.seed})
+                         learner_params={"seed": args.seed}, ik_process=False)
         wall = time.perf_counter() - start
         ik_mod.ActionFeatureIK.learn = original_learn
-        cb_args = IGLP.load(Path(tmp) / "model").cb_full_args
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "vowpalwabbit", *cb_args.split(), "-d", str(log), "--quiet"], check=True)
-        vw = time.perf_counter() - t0
 
     n = summary.events
     learn = spent.pop("learn total")
@@ -124,7 +171,7 @@ def main() -> None:
     }
     parts["formatting, group test, rest of learn"] = learn - sum(v for k, v in parts.items() if k != "reader")
     parts["replay loop (summary, checks)"] = wall - learn - spent["reader"]
-    print(f"{n:,} events, {args.users:,} users: replay {wall:.1f} s ({n / wall:,.0f} ev/s); "
+    print(f"the IK in this process: replay {wall:.1f} s ({n / wall:,.0f} ev/s); "
           f"VW's driver, CB alone: {vw:.1f} s ({n / vw:,.0f} ev/s); ratio {vw / wall:.3f}")
     print(f"{'part':<40}{'µs/event':>10}{'share':>8}")
     for name, seconds in parts.items():
