@@ -446,10 +446,12 @@ class IGLP(Estimator):
         self._ik = IKProcess(self._ik)
         return self._ik
 
-    def learn_end(self, staged, vectors) -> float:
-        """Second stage of :meth:`learn`, given the IK's ``(P̂(·|x,s), P̂(·|x))`` for the event."""
+    def learn_end(self, staged, vectors, cb: bool = True) -> float:
+        """Second stage of :meth:`learn` (``cb=False``: of :meth:`learn_reward`), given the IK's
+        ``(P̂(·|x,s), P̂(·|x))`` for the event."""
         rho = self._finish(staged, vectors, update=True)
-        self._cb_learn(staged.ctx_text, staged.action_texts, staged.action, staged.prob, rho, staged.new_user)
+        if cb:
+            self._cb_learn(staged.ctx_text, staged.action_texts, staged.action, staged.prob, rho, staged.new_user)
         return rho
 
     def learn_reward(self, context: Features, num_candidates: int, action: int, prob: float, feedback: Features,
@@ -833,7 +835,8 @@ class IKPipeline:
     stage (:meth:`IGLP.learn_end`) runs when its results are back, at most two batches later.
     Anything else queued between them (the replay's unlabelled events and bad lines) keeps
     its place: ``done(result, *payload)`` sees every item in order, with the event's ρ̂ for a
-    learned one. ``where(*payload)`` names an event in an error.
+    learned one. ``where(*payload)`` names an event in an error. ``cb=False``: the CB learns
+    nothing (:meth:`IGLP.learn_reward`, ``iglp-vw label --online``).
 
     If VW refuses an event's text in the IK process (the text is checked before, so this is
     not expected), the decoder has already moved past it: the pipeline raises
@@ -842,8 +845,8 @@ class IKPipeline:
 
     BATCH = 64
 
-    def __init__(self, learner: "IGLP", done, where=None):
-        self.learner, self.done, self.where = learner, done, where or (lambda *payload: "an event")
+    def __init__(self, learner: "IGLP", done, where=None, cb: bool = True):
+        self.learner, self.done, self.where, self.cb = learner, done, where or (lambda *payload: "an event"), cb
         self.worker = learner.start_ik_process()
         self.items: list = []  # this batch: (first stage, or anything else, payload)
         self.requests: list = []
@@ -888,7 +891,7 @@ class IKPipeline:
                 if j == len(results):  # the request VW refused: the decoder has moved on past it
                     raise RuntimeError(f"{self.where(*payload)}: VW refused the IK's example ({failed}); "
                                        f"the learner cannot go on")
-                item = self.learner.learn_end(item, results[j])
+                item = self.learner.learn_end(item, results[j], self.cb)
                 j += 1
             self.done(item, *payload)
 

@@ -506,7 +506,7 @@ class _Replay:
                                              peak_rss_mb(driver.proc.pid) if running else 0.0)
 
 
-def _where(event, position) -> str:
+def _where(event, *payload) -> str:
     return f"{event.path}:{event.line}"
 
 
@@ -704,14 +704,15 @@ def _json_id(obj, depth: int = 0):
 
 def label_log(model_dir, paths, out_path, on_bad_line: str = "fail", trace=None, online: bool = False,
               feedback_namespace: str = "Feedback", feedback_from_cost: bool = False,
-              keep_feedback: bool = False) -> ReplaySummary:
+              keep_feedback: bool = False, ik_process: Optional[bool] = None) -> ReplaySummary:
     """Rewrite logs with the inferred reward as the VW cost label (``-ρ̂``), same format in and out.
 
     The models in ``model_dir`` are used as they are (``online=True``: the IK and
     the decoder keep learning, as in a replay). The text writer leaves the feedback
     namespace out of the shared line (unless ``keep_feedback``) so a CB trained on the output does not see it;
     the DSJSON writer keeps the logged cost in ``_original_label_cost``.
-    ``trace`` gets the IK's probabilities per event.
+    ``trace`` gets the IK's probabilities per event. ``ik_process``: with ``online``, the IK
+    learns in a process of its own, as in :func:`replay` (same labels).
     """
     learner = IGLP.load(model_dir)
     stream = LogStream(paths, None, feedback_namespace, feedback_from_cost, on_bad_line)
@@ -722,34 +723,56 @@ def label_log(model_dir, paths, out_path, on_bad_line: str = "fail", trace=None,
     out_path = Path(out_path)
     tmp = out_path.with_name(out_path.name + ".part")
     infer = learner.learn_reward if online else learner.infer_reward
+    pipe = None
+
+    def done(rho, event, fmt, out) -> None:  # an event's output, in the logs' order
+        if rho is None:  # nothing to label: written as it was
+            out.write(format_text_event(event, None, None if keep_feedback else feedback_namespace)
+                      if fmt == "text" else format_dsjson_event(event))
+            summary.unlabelled += 1
+        elif isinstance(rho, LogError):
+            summary.bad_lines += 1
+        else:
+            out.write(format_text_event(event, -rho, None if keep_feedback else feedback_namespace)
+                      if fmt == "text" else format_dsjson_event(event, -rho))
+            summary.add(event.feedback, event.has_feedback, rho)
+            if tracer:
+                tracer.write(event.path, event.line, event.action, event.prob, event.feedback, learner.last)
+
     try:
         with open_text(tmp, "w") as out:
+            if online and (ik_process if ik_process is not None else usable_cpus() > 1) and can_fork():
+                pipe = IKPipeline(learner, done, _where, cb=False)
             for event in stream:
                 fmt = stream.formats[event.source]
-                if event.action is None:  # nothing to label: written as it was
-                    out.write(format_text_event(event, None, None if keep_feedback else feedback_namespace)
-                              if fmt == "text" else format_dsjson_event(event))
-                    summary.unlabelled += 1
-                    continue
-                err = check_action_count(event.path, event.line, len(event.actions), learner.num_actions)
-                if err is None:
-                    try:
-                        rho = infer(event.context, len(event.actions), event.action, event.prob, event.feedback,
-                                    actions=event.actions)
-                    except ValueError as exc:  # VW's parser refused the features
-                        err = LogError(event.path, event.line, "features", str(exc))
-                if err is not None:
-                    if on_bad_line == "fail":
-                        raise err
-                    summary.bad_lines += 1
-                    continue
-                out.write(format_text_event(event, -rho, None if keep_feedback else feedback_namespace)
-                          if fmt == "text" else format_dsjson_event(event, -rho))
-                summary.add(event.feedback, event.has_feedback, rho)
-                if tracer:
-                    tracer.write(event.path, event.line, event.action, event.prob, event.feedback, learner.last)
+                if event.action is None:
+                    rho = None
+                else:
+                    rho = check_action_count(event.path, event.line, len(event.actions), learner.num_actions)
+                    if rho is None:
+                        try:
+                            if pipe is None:
+                                rho = infer(event.context, len(event.actions), event.action, event.prob,
+                                            event.feedback, actions=event.actions)
+                            else:
+                                rho = learner.learn_begin(event.context, event.actions, event.action, event.prob,
+                                                          event.feedback)
+                        except ValueError as exc:  # VW's parser refused the features
+                            rho = LogError(event.path, event.line, "features", str(exc))
+                    if isinstance(rho, LogError) and on_bad_line == "fail":
+                        if pipe is not None:
+                            pipe.drain()
+                        raise rho
+                if pipe is None or (pipe.empty and type(rho) is not tuple):
+                    done(rho, event, fmt, out)
+                else:
+                    pipe.put(rho, event, fmt, out)
+            if pipe is not None:
+                pipe.drain()
         os.replace(tmp, out_path)
     finally:
+        if pipe is not None:
+            pipe.close()
         if tracer:
             tracer.close()
         if tmp.exists():

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from iglp_vw import IGLP
 from iglp_vw.cli import main
 from iglp_vw.logs import read_events
-from iglp_vw.replay import replay
+from iglp_vw.replay import label_log, replay
 from iglp_vw.sim import GroundedSimulation
 from iglp_vw.sim.logging import write_log
 
@@ -316,7 +316,7 @@ def test_killed_replay_resumes_to_identical_models(tmp_path, digits):
 
 def test_cb_model_from_dsjson_scores_dsjson_in_plain_vw(logs, tmp_path):
     """Features are named as VW's JSON parser names them: VW's own --dsjson scoring agrees with predict."""
-    replay([logs / "g.dsjson"], tmp_path / "m")
+    replay([logs / "g.txt"], tmp_path / "m")
     ours = CliRunner().invoke(main, ["predict", "--model-dir", str(tmp_path / "m"), str(logs / "g.dsjson")])
     assert ours.exit_code == 0
     ours = [json.loads(line)["pmf"] for line in ours.output.splitlines()]
@@ -441,3 +441,20 @@ def test_ik_process_reports_what_it_refused_and_holds_no_other_pipe():
         os.close(read_end)
         proc.close()
     assert proc.closed
+
+
+def test_online_labels_with_the_ik_in_a_process_of_their_own_are_the_same(logs, tmp_path):
+    """``label --online`` keeps the IK learning: in a process of its own (the default) it writes
+    the same labelled log and trace as in this process, unlabelled events and bad lines in place."""
+    log = tmp_path / "gaps.txt"
+    _with_gaps(logs / "g.txt", log)
+    replay([logs / "g.txt"], tmp_path / "m")
+    outs = {}
+    for name, ik_process in (("inline", False), ("process", True)):
+        summary = label_log(tmp_path / "m", [log], tmp_path / f"{name}.txt", on_bad_line="skip", online=True,
+                            trace=tmp_path / f"{name}.csv", ik_process=ik_process)
+        outs[name] = summary
+    assert outs["inline"].rewards == outs["process"].rewards and outs["process"].bad_lines == 6
+    assert outs["process"].unlabelled == 13 and outs["process"].rewards[1.0] > 30
+    for ext in ("txt", "csv"):
+        assert (tmp_path / f"inline.{ext}").read_bytes() == (tmp_path / f"process.{ext}").read_bytes(), ext
