@@ -115,12 +115,15 @@ def main() -> None:
 
         # 2. IK vs prior, in this process: the two workspaces of the action-feature IK, told apart by the call order.
         original_learn = ik_mod.ActionFeatureIK.learn
+        recorded = []  # the first RECORD events' IK and prior examples, for part 3
 
         def ik_learn(self, context_text, code, action, weight, action_texts=()):
             ik, prior = self._workspaces(context_text, action_texts)
             t0 = time.perf_counter()
             body = self._body(action_texts, action, weight)
             lines = self._with_shared(f"{context_text} |{ik_mod.CODE_NAMESPACE} {code} ", body)
+            if len(recorded) < RECORD:
+                recorded.append((self.args, self.prior_args, "\n".join(lines), "\n".join(self._with_shared(context_text, body))))
             t1 = time.perf_counter()
             posterior = ik.learn(lines)
             t2 = time.perf_counter()
@@ -176,6 +179,38 @@ def main() -> None:
     print(f"{'part':<40}{'µs/event':>10}{'share':>8}")
     for name, seconds in parts.items():
         print(f"{name:<40}{1e6 * seconds / n:>10.1f}{seconds / wall:>8.1%}")
+    print()
+    vw_own_time(recorded)
+
+
+RECORD = 20_000
+
+
+def vw_own_time(recorded) -> None:
+    """3. VW's own time on the IK's and the prior's examples of the replay, through pyvw's
+    low-level calls and nothing else (fresh workspaces, the same arguments, in order)."""
+    from vowpalwabbit import pyvw
+    from vowpalwabbit.pyvw import pylibvw
+
+    print(f"VW's own time per event on the replay's first {len(recorded):,} IK examples (pyvw, nothing else):")
+    print(f"{'model':<10}{'parse':>8}{'learn':>8}{'read':>8}{'finish':>8}  µs")
+    for name, column in (("IK", 2), ("prior", 3)):
+        ws = pyvw.Workspace(arg_list=recorded[0][column - 2].split())
+        spent = [0.0] * 4
+        for record in recorded:
+            t0 = time.perf_counter()
+            examples = ws._parse(record[column])
+            t1 = time.perf_counter()
+            pylibvw.vw.learn_multi(ws, examples)
+            t2 = time.perf_counter()
+            pylibvw.example.get_action_scores(examples[0])
+            t3 = time.perf_counter()
+            ws._finish_example_multi_ex(examples)
+            t4 = time.perf_counter()
+            for i, (a, b) in enumerate(((t0, t1), (t1, t2), (t2, t3), (t3, t4))):
+                spent[i] += b - a
+        ws.finish()
+        print(f"{name:<10}" + "".join(f"{1e6 * x / len(recorded):>8.1f}" for x in spent))
 
 
 if __name__ == "__main__":
