@@ -314,8 +314,14 @@ class IKProcess:
         self._recv.close()
         os.waitpid(self.pid, 0)
 
+    def __del__(self):
+        try:
+            self.kill()  # not closed by its user (an exception on the way): no process left behind
+        except Exception:
+            pass
+
     def kill(self) -> None:
-        if self.closed:
+        if getattr(self, "closed", True):
             return
         self.closed = True
         try:
