@@ -54,7 +54,9 @@ what they added to the population's and their segments' counts stays. A forgotte
 starts again from their segments' (or the population's) prior. Per kept user the
 decoder holds a key, four doubles and their distinct (feedback, count) pairs
 (about 170 bytes live, ~0.6 KB of resident memory measured: ~10 MB at the default
-16,384), so a log of any number of users fits in a fixed budget.
+16,384), so a log of any number of users fits in a fixed budget. Distinct feedback values
+are counted apart up to ``max_feedback_keys`` (100,000); free text (each comment its own
+value) beyond that shares one column, so the decoder does not grow with the log either.
 
 A refit costs O(distinct (user, feedback) pairs + F^2 · dims) where F is the
 number of distinct feedback values kept (at most ``max_feedback_values``): the
@@ -77,6 +79,10 @@ _CONTROLLER = None
 # Forgotten users still count in the directions through their summed Gram terms (an F x F
 # matrix), as long as the feedback values are this few (a free-text vocabulary is not).
 MAX_EVICTED_GRAM_COLUMNS = 512
+# The column every feedback value first seen once ``max_feedback_keys`` are known is counted in
+# (free text: each comment its own value). Not a feedback key: those are checked VW text, which
+# has no control characters.
+OTHER_FEEDBACK = "\x00(other feedback values)"
 
 
 def _blas_controller() -> ThreadpoolController:
@@ -103,13 +109,17 @@ class CommunicationDecoder:
         Refit at most every ``refit_growth`` x (events seen) events.
     max_feedback_values
         Feedback values kept in the decomposition (the most frequent ones).
+    max_feedback_keys
+        Distinct feedback values counted apart (memory: each has a column); once that many
+        are known, every new one is counted in one shared column (free-text feedback
+        would otherwise grow the decoder with the log).
     max_users
         Users (and user segments) kept in memory; beyond it the ones with the least
         recent evidence are forgotten (see *Memory* above). ``None``: no bound.
     """
 
     def __init__(self, dims=1, shrinkage=5.0, refit_every=200, refit_growth=0.05, max_feedback_values=2000,
-                 max_users=16_384):
+                 max_users=16_384, max_feedback_keys=100_000):
         if dims < 1:
             raise ValueError(f"`dims` must be >= 1, got {dims}")
         if shrinkage <= 0:
@@ -122,6 +132,9 @@ class CommunicationDecoder:
         if max_users is not None and int(max_users) < 4:
             raise ValueError(f"`max_users` must be >= 4 or None, got {max_users}")
         self.max_users = None if max_users is None else int(max_users)
+        if int(max_feedback_keys) < 2:
+            raise ValueError(f"`max_feedback_keys` must be >= 2, got {max_feedback_keys}")
+        self.max_feedback_keys = int(max_feedback_keys)
         self._users: dict = {}  # user key -> row
         self._feedback: dict = {}  # feedback key -> column
         self._coo_u = array("l")  # events since the last refit
@@ -219,9 +232,21 @@ class CommunicationDecoder:
             rows.append(t)
         return tuple(rows)
 
+    def _column(self, feedback: str, create: bool = False):
+        """The feedback value's column (``None``: not counted yet, and ``create`` false); once
+        ``max_feedback_keys`` values are known, a new one's is the shared ``OTHER_FEEDBACK``."""
+        col = self._feedback.get(feedback)
+        if col is None:
+            if len(self._feedback) >= self.max_feedback_keys - 1:
+                feedback = OTHER_FEEDBACK
+                col = self._feedback.get(feedback)
+            if col is None and create:
+                col = self._feedback[feedback] = len(self._feedback)
+        return col
+
     def feedback_score(self, feedback: str):
         """The feedback value's loadings, or ``None`` if it was not in the last fit."""
-        col = self._feedback.get(feedback)
+        col = self._column(feedback)
         if col is None or col >= len(self._loading):
             return None
         return self._loading[col]
@@ -232,7 +257,7 @@ class CommunicationDecoder:
 
     def code(self, user: str, feedback: str) -> str:
         """Group code of the pair: ``"g"`` + one bit per dimension, or ``"u"`` if unknown."""
-        col = self._feedback.get(feedback)
+        col = self._column(feedback)
         if col is None or col >= len(self._loading_rows) or self.refits == 0:
             return "u"
         v = self._loading_rows[col]
@@ -254,9 +279,7 @@ class CommunicationDecoder:
             self._user_proj.extend(self._zeros)
             self._user_last.append(0)
             self._user_tokens.append(self._token_rows(user, create=True))
-        col = self._feedback.get(feedback)
-        if col is None:
-            col = self._feedback[feedback] = len(self._feedback)
+        col = self._column(feedback, create=True)
         self._coo_u.append(row)
         self._coo_f.append(col)
         self._coo_w.append(weight)
@@ -496,6 +519,7 @@ class CommunicationDecoder:
                 "refit_growth": self.refit_growth,
                 "max_feedback_values": self.max_feedback_values,
                 "max_users": self.max_users,
+                "max_feedback_keys": self.max_feedback_keys,
             },
             "users": list(self._users),
             "feedback": list(self._feedback),

@@ -146,3 +146,28 @@ def test_state_round_trip_with_evictions_continues_identically(digits):
     _feed(a, sim, 400, seed=1)
     _feed(b, sim, 400, seed=1)
     assert a.get_state() == b.get_state()
+
+
+def test_free_text_feedback_is_bounded_and_the_words_that_came_first_keep_their_meaning():
+    """Free text: every event its own feedback value. At most max_feedback_keys are counted
+    apart; later new values share one column, so memory stops growing with the log, and the
+    convention learned on the usual words stays (a state saved and reloaded goes on the same)."""
+    from iglp_vw.decoder import OTHER_FEEDBACK
+
+    rng = np.random.default_rng(0)
+    decoder = CommunicationDecoder(max_feedback_keys=50, refit_every=100)
+    twin = None
+    for t in range(6000):
+        user = f"u{int(rng.integers(40))}"
+        word = f"w{int(rng.integers(2))}" if rng.random() < 0.7 else f"comment {t}"  # 30% free text
+        decoder.update(user, word, 1.0)
+        if t == 3000:
+            twin = CommunicationDecoder.from_state(decoder.get_state())
+        elif twin is not None:
+            twin.update(user, word, 1.0)
+    assert len(decoder._feedback) == 50 and OTHER_FEEDBACK in decoder._feedback
+    assert decoder.code("u1", "comment 999999") == decoder.code("u1", "another new comment")  # the shared column
+    assert decoder.code("u1", "w0") != "u" and decoder.feedback_score("w1") is not None
+    assert twin.get_state() == decoder.get_state()
+    with pytest.raises(ValueError, match="max_feedback_keys"):
+        CommunicationDecoder(max_feedback_keys=1)
