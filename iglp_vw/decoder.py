@@ -251,6 +251,23 @@ class CommunicationDecoder:
             return None
         return self._loading[col]
 
+    def one_off(self) -> tuple:
+        """``(values, share)``: how many feedback values have a total weight below 2 (seen about
+        once: free text), and their share of all the weight counted. Reads the counts only."""
+        n_fb = len(self._feedback)
+        if n_fb == 0:
+            return 0, 0.0
+        col = np.zeros(n_fb)
+        if self._counts.shape[1]:
+            col[: self._counts.shape[1]] += np.asarray(self._counts.sum(axis=0)).ravel()
+        if len(self._coo_f):
+            col += np.bincount(np.asarray(self._coo_f), weights=np.asarray(self._coo_w), minlength=n_fb)
+        if len(self._evicted):
+            col += _pad(self._evicted, n_fb)
+        total = col.sum()
+        rare = col < 2.0
+        return int(rare.sum()), float(col[rare].sum() / total) if total > 0 else 0.0
+
     def knows(self, user: str) -> bool:
         """Whether ``user`` has feedback of their own here (seen before, and not forgotten)."""
         return user in self._users

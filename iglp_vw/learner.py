@@ -662,7 +662,9 @@ class IGLP(Estimator):
           told apart), or there are too few events yet;
         - rewards inferred for more than half of the events under the synthetic uniform
           policy: the rare-reward assumption IGL-P rests on does not hold for this
-          feedback (a signal users give on most items), and the inferred reward is suspect.
+          feedback (a signal users give on most items), and the inferred reward is suspect;
+        - 5% of the feedback (50 values or more) seen about once each: free text given as
+          raw values, which the decoder cannot group (``scripts/free_text_feedback.py``).
         """
         out = []
         if self.n_learned and self._without_user == self.n_learned:
@@ -679,6 +681,14 @@ class IGLP(Estimator):
                 "names the user? users seen once each who disagree on what their feedback means cannot be "
                 "decoded), or there are too few events yet"
             )
+        if self.n_learned >= self.patience:
+            values, rare = self._decoder.one_off()
+            if values >= 50 and rare >= 0.05:
+                out.append(
+                    f"{rare:.0%} of the feedback is {values:,} values seen about once each (free text?): the decoder "
+                    "cannot group them, and they blur the convention of the others (measured: a unique comment on "
+                    "one event in ten left nothing inferred); map such feedback to a few values, or to features"
+                )
         share = self._weight_inferred / self._weight_seen if self._weight_seen else 0.0
         if self.n_learned >= self.patience and share > 0.5:
             out.append(

@@ -41,7 +41,7 @@ def main() -> None:
                 if t % args.every == 0:
                     event = re.sub(r"\|Feedback word=\S+", f"|Feedback comment=c{t}", event)
                 out.write(event + "\n\n")
-        for name, log in (("words only", words), (f"every {args.every}th a unique comment", comments)):
+        for name, log in (("words only", words), (f"one event in {args.every} a unique comment", comments)):
             start = time.perf_counter()
             summary = replay([log], Path(tmp) / name)
             seconds = time.perf_counter() - start

@@ -1,11 +1,13 @@
 """The API contract of issue 3, driven exactly as outside code will drive it."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
 
 from iglp_vw import IGLP
+from iglp_vw.learner import InferenceWarning
 
 
 def test_contract(context, actions):
@@ -281,3 +283,21 @@ def test_learn_many_with_the_ik_in_a_process_of_its_own_equals_the_loop(tmp_path
     before.save(tmp_path / "before")
     for f in ("cb.model", "ik.model", "ik_prior.model", "state.json"):
         assert (tmp_path / "stopped" / f).read_bytes() == (tmp_path / "before" / f).read_bytes(), f
+
+
+def test_free_text_feedback_is_named_in_the_diagnostics():
+    """Unique comments as feedback values (free text) cannot be grouped and blur the others'
+    convention (scripts/free_text_feedback.py): the diagnostics say so, and only then."""
+    words = _events(900, seed=7)
+    comments = _events(900, seed=7)
+    for t, e in enumerate(comments[::3]):
+        e["feedback"] = {"Feedback": {"comment": f"loved it {t}"}}
+    said = {}
+    for name, events in (("words", words), ("comments", comments)):
+        learner = IGLP(seed=0, patience=300)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", InferenceWarning)  # the same messages, checked below
+            learner.learn_many(events, ik_process=False)
+        said[name] = [m for m in learner.diagnostics() if "seen about once" in m]
+    assert said["words"] == []
+    assert len(said["comments"]) == 1 and "300 values" in said["comments"][0], said
