@@ -217,8 +217,8 @@ class IKProcess:
     ``send(requests)``: a batch of ``(prepare, ik_text, code, action, weight, action_texts)``
     (``prepare``: a context to resolve the interactions from first, or ``None``);
     ``receive()``: their ``(P̂(·|x,s), P̂(·|x))``, or :class:`IKProcessError` naming the
-    request VW refused (the results before it are on the error). ``learn``, ``predict``,
-    ``prepare`` and ``save`` stand in for the IK's own methods (one round trip each).
+    request VW refused (the results before it are on the error). ``learn`` and ``save`` stand
+    in for the IK's own methods (one round trip each).
     """
 
     def __init__(self, ik):
@@ -227,7 +227,6 @@ class IKProcess:
         from .cb import _widen_pipe
         from .stream import _die_with_parent
 
-        self.ik_type = type(ik)
         to_child, from_parent = os.pipe()[::-1]  # (write end, read end)
         from_child, to_parent = os.pipe()
         for fd in (to_child, to_parent):
@@ -291,12 +290,6 @@ class IKProcess:
     def learn(self, context_text, code, action, weight, action_texts=()):
         return self._call(("learn", [(None, context_text, code, action, weight, action_texts)]))[0]
 
-    def predict(self, context_text, code, action_texts=()):
-        return self._call(("predict", (context_text, code, action_texts)))
-
-    def prepare(self, context_text, action_texts=()) -> None:
-        self._call(("prepare", (context_text, action_texts)))
-
     def save(self, ik_path, prior_path) -> None:
         self._call(("save", (os.fspath(ik_path), os.fspath(prior_path))))
 
@@ -304,7 +297,9 @@ class IKProcess:
         """End the process (after the last save)."""
         if self.closed:
             return
-        self.peak_rss_mb = max(self.peak_rss_mb, _peak_rss(self.pid))
+        from .cb import peak_rss_mb
+
+        self.peak_rss_mb = max(self.peak_rss_mb, peak_rss_mb(self.pid))
         self.closed = True
         try:
             self._send.send_bytes(pickle.dumps(None))
@@ -359,10 +354,6 @@ def _serve(ik, recv, send) -> None:
                         ik.prepare(prepare, texts)
                     done.append(ik.learn(text, code, action, weight, texts))
                 reply = ("ok", done)
-            elif op == "predict":
-                reply = ("ok", ik.predict(*arg))
-            elif op == "prepare":
-                reply = ("ok", ik.prepare(*arg))
             else:  # save
                 reply = ("ok", ik.save(*arg))
         except Exception as err:  # noqa: BLE001 - reported in the parent
@@ -384,15 +375,14 @@ def _finish_workspaces(ik) -> None:
             ws.finish()
 
 
-def _peak_rss(pid) -> float:
-    from .cb import peak_rss_mb
+def use_ik_process(ik_process) -> bool:
+    """Whether to run the IK in a process of its own: as asked (``True``/``False``), or, for
+    ``None``, where more than one CPU is usable; never where the platform cannot fork."""
+    from ._util import can_fork
 
-    return peak_rss_mb(pid)
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+    if ik_process is None:
+        try:
+            ik_process = len(os.sched_getaffinity(0)) > 1
+        except AttributeError:  # no affinity on this platform
+            ik_process = (os.cpu_count() or 1) > 1
+    return bool(ik_process) and can_fork()

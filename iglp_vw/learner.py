@@ -394,13 +394,12 @@ class IGLP(Estimator):
         process may use more than one CPU. A :class:`ValueError` for an event leaves the
         learner as it was after the events before it, as the loop does.
         """
-        from ._util import can_fork
         from .base import _event_rows
-        from .ik import usable_cpus
+        from .ik import use_ik_process
 
-        if ik_process is None:
-            ik_process = _length(events) >= IK_PROCESS_MIN_EVENTS and usable_cpus() > 1
-        if not (ik_process and can_fork()):
+        if ik_process is None and _length(events) < IK_PROCESS_MIN_EVENTS:
+            ik_process = False  # starting the process would cost more than it saves
+        if not use_ik_process(ik_process):
             return super().learn_many(events)
         out: list = []
         pipe = IKPipeline(self, lambda rho, i: out.append(rho), lambda i: f"event {i}")
@@ -862,17 +861,16 @@ class IKPipeline:
         self.requests: list = []
         self.inflight = collections.deque()
 
-    @property
-    def empty(self) -> bool:
-        return not self.items and not self.inflight
-
     def put(self, item, *payload) -> None:
         """An event's ``(staged, request)`` from :meth:`IGLP.learn_begin`, or anything else to
-        hand to ``done`` in its place."""
+        hand to ``done`` in its place (at once when nothing is waiting before it)."""
         if type(item) is tuple:
             staged, request = item
             self.requests.append(request)
             item = staged
+        elif not self.items and not self.inflight:
+            self.done(item, *payload)
+            return
         self.items.append((item, payload))
         if len(self.requests) >= self.BATCH:
             self._flush()

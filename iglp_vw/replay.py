@@ -29,9 +29,9 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from . import modeldir
-from ._util import can_fork, open_text
+from ._util import open_text
 from .cb import DriverCB, peak_rss_mb
-from .ik import usable_cpus
+from .ik import use_ik_process
 from .learner import IGLP, IKPipeline, InferenceWarning
 from .logs import (
     DEFINITELY_BAD,
@@ -384,8 +384,7 @@ class _Replay:
         failure: Optional[LogError] = None
         stopped = False
         submitted = summary.events  # events handed to the learner (some may still be in the pipeline)
-        use = self.ik_process if self.ik_process is not None else usable_cpus() > 1
-        pipe = self.pipe = IKPipeline(learner, self._done, _where) if use and can_fork() else None
+        pipe = self.pipe = IKPipeline(learner, self._done, _where) if use_ik_process(self.ik_process) else None
         watch = warnings.catch_warnings()  # the learner's warnings mid-run; the summary has the final word
         watch.__enter__()
         warnings.simplefilter("ignore", InferenceWarning)
@@ -462,7 +461,7 @@ class _Replay:
     def _queue(self, done, event, position) -> None:
         """An event handed on in order: learned (``done`` its ρ̂, or its first stage when the IK
         runs in its own process), unlabelled (``None``) or a bad line (its :class:`LogError`)."""
-        if self.pipe is None or (self.pipe.empty and not isinstance(done, tuple)):
+        if self.pipe is None:
             self._done(done, event, position)
         else:
             self.pipe.put(done, event, position)
@@ -741,7 +740,7 @@ def label_log(model_dir, paths, out_path, on_bad_line: str = "fail", trace=None,
 
     try:
         with open_text(tmp, "w") as out:
-            if online and (ik_process if ik_process is not None else usable_cpus() > 1) and can_fork():
+            if online and use_ik_process(ik_process):
                 pipe = IKPipeline(learner, done, _where, cb=False)
             for event in stream:
                 fmt = stream.formats[event.source]
@@ -763,7 +762,7 @@ def label_log(model_dir, paths, out_path, on_bad_line: str = "fail", trace=None,
                         if pipe is not None:
                             pipe.drain()
                         raise rho
-                if pipe is None or (pipe.empty and type(rho) is not tuple):
+                if pipe is None:
                     done(rho, event, fmt, out)
                 else:
                     pipe.put(rho, event, fmt, out)
