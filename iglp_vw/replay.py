@@ -271,7 +271,7 @@ def replay(
         "formats": stream.formats,
         "feedback_namespace": feedback_namespace,
         "feedback_from_cost": feedback_from_cost,
-        "learner_params": dict(learner_params or {}),
+        "learner_params": _json_params(learner_params),
     }
     if sum(map(bool, (resume, continue_training, overwrite))) > 1:
         raise ValueError("resume, continue_training and overwrite exclude one another")
@@ -526,6 +526,19 @@ def _trained_on(model_dir: Path) -> str:
         return f" (trained on {_events_of(state):,} events; last log: {logs})"
     except Exception:  # noqa: BLE001 - only a detail of the message
         return ""
+
+
+def _json_params(params: Optional[dict]) -> dict:
+    """The learner's arguments as saved: a set of feedback names (``{"dislike"}``, as the API
+    documents it) becomes its sorted list, a tuple a list; a callable oracle is kept."""
+    out = {}
+    for key, value in dict(params or {}).items():
+        if isinstance(value, (set, frozenset)):
+            value = sorted(str(v) for v in value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[key] = value
+    return out
 
 
 def _comparable(options: dict) -> dict:
