@@ -222,6 +222,10 @@ def grounded(dataset, covertype_path, passes, users, words, bizarro_share, segme
 @click.option("--max-actions", type=click.IntRange(2), default=None,
               help="Events with more candidates are bad lines (default 1024).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds VW and the learner's sampling.")
+@click.option("--feedback-model", type=click.Choice(["decoder", "signals"]), default="decoder", show_default=True,
+              help="decoder: (user, feedback value) pairs grouped by the communication decoder; signals: the "
+                   "feedback read as signals per user segment, for logs with several signals per event "
+                   "(click, like, dwell, ...), most users seen once and styles that go with a segment.")
 @click.option("--user-namespace", default="User", show_default=True, help="Context namespace that says whose feedback it is.")
 @LOGS
 @click.option("--feedback-from-cost", is_flag=True,
@@ -240,7 +244,7 @@ def grounded(dataset, covertype_path, passes, users, words, bizarro_share, segme
 @click.option("--limit", type=click.IntRange(1), default=None, help="Stop after N events (resume later with --resume).")
 @_errors
 def replay(logs, model_dir, states, alpha, definitely_negative, definitely_positive, cb_args, ik_args, ik_model, max_users,
-           user_features, num_actions, max_actions, seed, user_namespace, feedback_namespace, on_bad_line, feedback_from_cost, fmt,
+           user_features, feedback_model, num_actions, max_actions, seed, user_namespace, feedback_namespace, on_bad_line, feedback_from_cost, fmt,
            checkpoint_every, resume, continue_training, overwrite, trace, limit):
     """Learn an IGL-P policy offline from logged events (VW text ADF or DSJSON, gzip or not).
 
@@ -256,6 +260,8 @@ def replay(logs, model_dir, states, alpha, definitely_negative, definitely_posit
     params = {"states": int(states), "alpha": alpha, "cb_args": cb_args, "ik_args": ik_args, "seed": seed,
               "user_namespace": user_namespace, "ik_model": ik_model, "max_users": max_users,
               "user_features": user_features}
+    if feedback_model != "decoder":
+        params["feedback_model"] = feedback_model
     if definitely_negative:
         params["definitely_negative"] = sorted(definitely_negative)
     if definitely_positive:
@@ -352,6 +358,33 @@ def label(logs, model_dir, out, trace, online, keep_feedback, feedback_namespace
 @main.group(short_help="Write simulated logs for replay.")
 def simulate():
     """Write simulated logs (with the logging policy's probabilities) for replay."""
+
+
+@simulate.command("production")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Log to write (.gz: gzipped).")
+@click.option("--events", type=click.IntRange(1), default=100_000, show_default=True, help="Events to log.")
+@click.option("--format", "fmt", type=click.Choice(["text", "dsjson"]), default="text", show_default=True,
+              help="VW text ADF, or DSJSON (one outcome per signal, dislike/hide/report marked _definitely_bad).")
+@click.option("--users", type=click.IntRange(1), default=20_000, show_default=True,
+              help="User ids (Zipf activity: most are seen once or twice).")
+@click.option("--items", type=click.IntRange(12), default=400, show_default=True, help="Catalogue size.")
+@click.option("--style-share", type=click.FloatRange(0, 1), default=0.8, show_default=True,
+              help="Share of an age band's users who have its dominant communication style.")
+@click.option("--explore", type=click.FloatRange(0, 1, min_open=True), default=0.25, show_default=True,
+              help="The popularity logging policy's uniform exploration.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the world and the log.")
+@click.option("--truth", type=click.Path(dir_okay=False), default=None,
+              help="CSV of each event's user, style, logged action and its true reward.")
+@_errors
+def simulate_production(out, events, fmt, users, items, style_share, explore, seed, truth):
+    """A production-like log: a catalogue with item features, 5-12 changing candidates, Zipf
+    users with segment features, four communication styles bound to age bands (one of which
+    a click/dwell formula misreads), several signals per event, popularity logging."""
+    from .sim.production import ProductionWorld, write_production_log
+
+    world = ProductionWorld(n_items=items, n_users=users, style_share=style_share, explore=explore, seed=seed)
+    n = write_production_log(world, out, events, fmt=fmt, seed=seed, truth=truth)
+    click.echo(f"wrote {n} events ({fmt}, popularity logging with {explore:.0%} exploration) to {out}")
 
 
 @simulate.command("grounded")

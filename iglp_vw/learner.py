@@ -18,6 +18,7 @@ from .cb import WorkspaceCB
 from .decoder import CommunicationDecoder
 from .ik import ActionFeatureIK, InverseKinematics
 from .reward import GroupTest, is_extreme, reward_from_test
+from .signals import SignalCells
 from .vw import (
     VWTexts, Features, cb_arguments, check_model_args, check_vw_args, drop_namespaces, feedback_key, format_namespaces,
     namespace_names, user_key,
@@ -226,6 +227,7 @@ class IGLP(Estimator):
         decoder_args: Optional[dict] = None,
         user_features: str = "known",
         cb: Optional[Callable] = None,
+        feedback_model: str = "decoder",
     ):
         if num_actions is not None and (isinstance(num_actions, bool) or not isinstance(num_actions, (int, np.integer))
                                         or not 2 <= num_actions <= MAX_NUM_ACTIONS):
@@ -249,6 +251,10 @@ class IGLP(Estimator):
             raise ValueError(f"`prior` must be 'learned' or 'uniform', got {prior!r}")
         if user_features not in ("known", "always"):
             raise ValueError(f"`user_features` must be 'known' or 'always', got {user_features!r}")
+        if feedback_model not in ("decoder", "signals"):
+            raise ValueError(f"`feedback_model` must be 'decoder' or 'signals', got {feedback_model!r}")
+        if feedback_model == "signals" and (ik_model != "features" or extreme_test != "group"):
+            raise ValueError("feedback_model='signals' needs ik_model='features' and extreme_test='group'")
         if ik_model not in _IK:
             raise ValueError(f"`ik_model` must be 'slot' or 'features', got {ik_model!r}")
         if isinstance(group_window, bool) or not isinstance(group_window, (int, np.integer)) or group_window < 2:
@@ -293,6 +299,7 @@ class IGLP(Estimator):
         self.decoder_args = decoder_args
         self.user_features = user_features
         self.cb = cb
+        self.feedback_model = feedback_model
 
         self._dn = _Oracle(definitely_negative)
         self._dp = _Oracle(definitely_positive)
@@ -306,6 +313,9 @@ class IGLP(Estimator):
         self._guess_stats: dict = {}
         self._new_user = False  # the last event's user was new to the decoder (see `user_features`)
         self._test = GroupTest(self.threshold, self.group_window, self.confidence, self.patience)
+        self._signals = None
+        if feedback_model == "signals":
+            self._signals = SignalCells(self._negative_token, self.alpha)
         self._cache = (None, "", None, [])
         self.n_learned = 0
         self._weight_seen = 0.0  # Σ importance weights, and of events with ρ̂ != 0: the share of
@@ -314,6 +324,17 @@ class IGLP(Estimator):
         self._namespaces_seen: list = []  # context namespaces of those (a few, for the warning)
         self._warned: set = set()
         self.last: dict = {}
+
+    def _negative_token(self, token: str) -> bool:
+        """Whether one feedback token is a definitely-negative signal (a set oracle only)."""
+        spec = self.definitely_negative
+        if self.states != 3 or spec is None or callable(spec):
+            return False
+        return _tokens_match(token, self._dn_names)
+
+    @property
+    def _dn_names(self) -> frozenset:
+        return frozenset(str(n) for n in self.definitely_negative)
 
     # ------------------------------------------------------------- formatting
     def _format(self, context: Features, actions: Sequence[Features]):
@@ -381,6 +402,8 @@ class IGLP(Estimator):
         ctx_text, action_texts = self._format(context, actions)
         staged = self._begin(context, ctx_text, action_texts, len(action_texts), action, prob, feedback)
         self._decoder.update(staged.user, staged.fb_key, staged.weight)
+        if self._signals is not None:
+            self._signals.picker.update(staged.user, staged.fb_key, staged.weight)
         return staged, (staged.prepare, staged.ik_text, staged.code, action, staged.weight, action_texts)
 
     def learn_many(self, events, ik_process: Optional[bool] = None) -> np.ndarray:
@@ -533,6 +556,8 @@ class IGLP(Estimator):
         if update:
             vectors = self._ik.learn(staged.ik_text, staged.code, action, staged.weight, action_texts)
             self._decoder.update(staged.user, staged.fb_key, staged.weight)  # after the IK: it may refuse the text
+            if self._signals is not None:
+                self._signals.picker.update(staged.user, staged.fb_key, staged.weight)
         else:
             vectors = self._ik.predict(staged.ik_text, staged.code, action_texts)
         return self._finish(staged, vectors, update)
@@ -551,7 +576,11 @@ class IGLP(Estimator):
         user = user_key(context, self.user_namespace)
 
         weight = min(1.0 / (k * prob), MAX_IMPORTANCE_WEIGHT)  # line 9: synthetic uniform distribution
-        code = self._decoder.code(user, fb_key)
+        cell, negative = None, False
+        if self._signals is not None:
+            code, cell, negative = self._signals.describe(user, fb_key)
+        else:
+            code = self._decoder.code(user, fb_key)
         ik_text, prepare = ctx_text, None
         new_user = bool(user) and self.user_features == "known" and not self._decoder.knows(user)
         if new_user:
@@ -562,7 +591,7 @@ class IGLP(Estimator):
             prepare = ctx_text
             ik_text = drop_namespaces(ctx_text, self.user_namespace)
         return _Staged(context, ctx_text, action_texts, k, action, prob, feedback, fb_text, fb_key, user, weight,
-                       code, new_user, ik_text, prepare)
+                       code, new_user, ik_text, prepare, cell, negative)
 
     def _finish(self, staged: "_Staged", vectors, update: bool) -> float:
         """The group test and ρ̂ of a staged event from the IK's ``(P̂(·|x,s), P̂(·|x))``."""
@@ -588,7 +617,11 @@ class IGLP(Estimator):
                 return g[action] >= max(g)
             return all(ratio_of(i) <= ratio for i in range(k))
         strength = 1.0
-        if code == "u":
+        if staged.cell is not None:  # feedback_model="signals": Eq. 3 per cell, its sign from partial labels
+            code = staged.cell
+            strength = self._test.strength(code, ratio, top)
+            extreme = strength > 0
+        elif code == "u":
             # Not grouped yet: infer nothing rather than guess. Early false positives
             # make the CB greedy on arbitrary actions, and the decoder then gets
             # little usable data (docs/ik-design.md).
@@ -601,12 +634,20 @@ class IGLP(Estimator):
         if update:
             self._test.update(code, ratio, weight)
 
-        negative = extreme and self.states == 3 and self._dn(context, feedback, fb_text)
         positive = None
-        if self.definitely_positive is not None:
-            positive = bool(extreme and not negative and self._dp(context, feedback, fb_text))
-        rho = reward_from_test(extreme, negative, self.alpha, positive, self.definitely_negative is not None)  # Eq. 4
-        rho *= strength  # 0 for the events of a mixed group that are not the IK's best guess (GroupTest)
+        if staged.cell is not None:
+            # A definitely-negative signal is -1 whether or not its cell is extreme; the other
+            # events of an extreme cell take the cell's sign (SignalCells.cell_is_negative).
+            negative = staged.negative or (extreme and self._signals.cell_is_negative(code))
+            rho = -1.0 if negative else float(extreme) * strength
+            if update:
+                self._signals.count(code, staged.negative, weight)
+        else:
+            negative = extreme and self.states == 3 and self._dn(context, feedback, fb_text)
+            if self.definitely_positive is not None:
+                positive = bool(extreme and not negative and self._dp(context, feedback, fb_text))
+            rho = reward_from_test(extreme, negative, self.alpha, positive, self.definitely_negative is not None)  # Eq. 4
+            rho *= strength  # 0 for the events of a mixed group that are not the IK's best guess (GroupTest)
 
         if update:
             self.n_learned += 1
@@ -749,6 +790,7 @@ class IGLP(Estimator):
             "without_user": self._without_user,
             "namespaces_seen": self._namespaces_seen,
             "guess": None if self._guess is None else self._guess_stats,
+            "signals": None if self._signals is None else self._signals.get_state(),
         }
         write_json(directory / "config.json", config)
         write_json(directory / "state.json", state)
@@ -808,6 +850,8 @@ class IGLP(Estimator):
             self._namespaces_seen = [str(n) for n in state.get("namespaces_seen", [])][:20]
             guess = state.get("guess")
             guess = None if guess is None else {str(c): [int(v[0]), float(v[1]), float(v[2])] for c, v in guess.items()}
+            if self._signals is not None:
+                self._signals.set_state(state["signals"])
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as err:
             raise modeldir.ModelDirError(f"{state_path}: not a learner state this version can read ({err})") from None
         self._ik = _IK[self.ik_model].load(
@@ -927,13 +971,14 @@ class _Staged:
     """An event between the two stages of Algorithm 1 (:meth:`IGLP.learn_begin`)."""
 
     __slots__ = ("context", "ctx_text", "action_texts", "k", "action", "prob", "feedback", "fb_text", "fb_key",
-                 "user", "weight", "code", "new_user", "ik_text", "prepare")
+                 "user", "weight", "code", "new_user", "ik_text", "prepare", "cell", "negative")
 
     def __init__(self, context, ctx_text, action_texts, k, action, prob, feedback, fb_text, fb_key, user, weight,
-                 code, new_user, ik_text, prepare):
+                 code, new_user, ik_text, prepare, cell=None, negative=False):
         self.context, self.ctx_text, self.action_texts, self.k, self.action = context, ctx_text, action_texts, k, action
         self.prob, self.feedback, self.fb_text, self.fb_key, self.user = prob, feedback, fb_text, fb_key, user
         self.weight, self.code, self.new_user, self.ik_text, self.prepare = weight, code, new_user, ik_text, prepare
+        self.cell, self.negative = cell, negative
 
 
 def _oracle_arg(saved, given, name: str):

@@ -42,6 +42,8 @@ from .logs import (
     format_text_event,
 )
 from .stream import LogStream
+from .signals import feedback_tokens
+from .vw import feedback_key
 
 __all__ = ["replay", "predict_log", "label_log", "ReplaySummary", "CheckpointError"]
 
@@ -66,7 +68,8 @@ class ReplaySummary:
     events: int = 0
     bad_lines: int = 0
     rewards: Counter = field(default_factory=Counter)  # rho -> count
-    by_feedback: dict = field(default_factory=dict)  # feedback text -> Counter(rho -> count)
+    by_feedback: dict = field(default_factory=dict)  # feedback key (numbers bucketed) -> Counter(rho -> count)
+    by_signal: dict = field(default_factory=dict)  # one signal (click, dwell:b5) -> Counter(rho -> count)
     with_feedback: int = 0
     unlabelled: int = 0  # events without a logged action (scored by VW, not learned from)
     action_set_changes: int = 0  # events whose action set differs from the previous event's
@@ -85,14 +88,10 @@ class ReplaySummary:
         rho = round(rho, 3)  # soft rewards are continuous: bounded keys
         self.rewards[rho] += 1
         self.with_feedback += has_feedback
-        counts = self.by_feedback.get(feedback)
-        if counts is None:
-            if len(self.by_feedback) >= MAX_FEEDBACK_ROWS:
-                feedback = OTHER_FEEDBACK
-                counts = self.by_feedback.get(feedback)
-            if counts is None:
-                counts = self.by_feedback[feedback] = Counter()
-        counts[rho] += 1
+        feedback = feedback_key(str(feedback))  # numbers bucketed as the learner sees them (dwell:b5)
+        _count(self.by_feedback, feedback, rho)
+        for signal in set(feedback_tokens(feedback)):  # each signal alone: click, like, dwell:b5, ...
+            _count(self.by_signal, signal, rho)
 
     def shares(self, counts: Optional[Counter] = None) -> dict:
         """Shares of ρ̂ > 0, = 0 and < 0 among ``counts`` (all events by default)."""
@@ -115,6 +114,9 @@ class ReplaySummary:
             "by_feedback": {
                 fb: {repr(float(k)): v for k, v in sorted(c.items())} for fb, c in self.by_feedback.items()
             },
+            "by_signal": {
+                fb: {repr(float(k)): v for k, v in sorted(c.items())} for fb, c in self.by_signal.items()
+            },
             "seconds": self.seconds,
             "errors": self.errors,
             "warnings": self.warnings,
@@ -130,6 +132,7 @@ class ReplaySummary:
         out = cls(events=d["events"], bad_lines=d["bad_lines"], with_feedback=d["with_feedback"], seconds=d["seconds"])
         out.rewards = Counter({float(k): v for k, v in d["rewards"].items()})
         out.by_feedback = {fb: Counter({float(k): v for k, v in c.items()}) for fb, c in d["by_feedback"].items()}
+        out.by_signal = {fb: Counter({float(k): v for k, v in c.items()}) for fb, c in d.get("by_signal", {}).items()}
         out.errors = list(d.get("errors", []))
         out.warnings = list(d.get("warnings", []))
         out.action_set_changes = d.get("action_set_changes", 0)
@@ -160,6 +163,13 @@ class ReplaySummary:
                 lines.append("  " + _share_line(fb, self.shares(counts), sum(counts.values())))
             if len(ranked) > top:
                 lines.append(f"  ... and {len(ranked) - top} more feedback values")
+        signals = sorted(self.by_signal.items(), key=lambda kv: -sum(kv[1].values()))
+        if len(signals) > 1 and len(signals) < len(ranked):  # several signals per event: each alone too
+            lines.append("per signal (events carrying it):")
+            for fb, counts in signals[:top]:
+                lines.append("  " + _share_line(fb, self.shares(counts), sum(counts.values())))
+            if len(signals) > top:
+                lines.append(f"  ... and {len(signals) - top} more signals")
         if self.cb_args:
             lines.append(f"CB: VW {self.cb_args}")
         for err in self.errors:
@@ -174,6 +184,18 @@ class ReplaySummary:
                 "changing sets use --ik-model features (the default)."
             )
         return "\n".join(lines)
+
+
+def _count(table: dict, key: str, rho: float) -> None:
+    """One more ρ̂ in ``table[key]``; past ``MAX_FEEDBACK_ROWS`` keys, new ones share one row."""
+    counts = table.get(key)
+    if counts is None:
+        if len(table) >= MAX_FEEDBACK_ROWS:
+            key = OTHER_FEEDBACK
+            counts = table.get(key)
+        if counts is None:
+            counts = table[key] = Counter()
+    counts[rho] += 1
 
 
 def _share_line(name, shares, n) -> str:
