@@ -9,6 +9,8 @@ users (every user well known).
 
     python scripts/bench_longtail.py                                # B = 0, 0.2; 100, 10k, 1M users; segments
     python scripts/bench_longtail.py --events 50000 --users 100 1000000 --populations 0.0
+    python scripts/bench_longtail.py --events 50000 --users 100 1000000 --populations segments8 \
+        --replay-args "--feedback-model signals"                   # 8 countries, half of them bizarro
 
 Populations: a number is the bizarro share; ``segments`` is two countries that speak
 differently (every user carries a country feature), which only the segment can tell.
@@ -45,7 +47,9 @@ def one(work: Path, population: str, users: int, events: int, seed: int, replay_
     name = f"{population}-{users}"
     log, truth, model, trace = (work / f"{name}.txt", work / f"{name}.truth.csv", work / f"m-{name}",
                                 work / f"{name}.trace.csv")
-    pop = ["--segments", "2"] if population == "segments" else ["--bizarro-share", population]
+    # "segments": two countries that speak differently; "segmentsN": N countries, the odd ones bizarro.
+    pop = (["--segments", population[len("segments"):] or "2"] if population.startswith("segments")
+           else ["--bizarro-share", population])
     _run(CLI + ["simulate", "grounded", "--dataset", "synthetic50k", "--passes", str(-(-events // 50_000)),
                 "--events", str(events), "--users", str(users), *pop, "--seed", str(seed), "--out", log,
                 "--truth", truth])
