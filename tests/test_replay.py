@@ -347,7 +347,7 @@ def test_changing_action_sets_are_warned_about_with_the_slot_ik(logs, tmp_path):
     summary = replay([shuffled], tmp_path / "b", learner_params={"ik_model": "slot"})
     assert summary.action_set_changes > 250 and "the action set changed between consecutive events" in summary.report()
     summary = replay([shuffled], tmp_path / "c")  # the default IK: nothing to warn about
-    assert "warning" not in summary.report()
+    assert "action set changed" not in summary.report()
 
 
 def test_parquet_trace_equals_the_csv_one_and_survives_a_resume(logs, tmp_path):
@@ -458,3 +458,16 @@ def test_online_labels_with_the_ik_in_a_process_of_their_own_are_the_same(logs, 
     assert outs["process"].unlabelled == 13 and outs["process"].rewards[1.0] > 30
     for ext in ("txt", "csv"):
         assert (tmp_path / f"inline.{ext}").read_bytes() == (tmp_path / f"process.{ext}").read_bytes(), ext
+
+
+def test_a_short_replay_that_inferred_nothing_says_so(tmp_path, digits):
+    """A day too short for the extreme-event test: the summary and diagnostics() say why nothing was inferred."""
+    X, y = digits
+    log = tmp_path / "short.txt"
+    write_log(GroundedSimulation(X, y, n_users=20, n_words=10, passes=1, seed=4), log, fmt="text", seed=4, limit=300)
+    result = CliRunner().invoke(main, ["replay", str(log), "--model-dir", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    assert "inferred reward: +1 0.0%" in result.output
+    assert "no reward inferred yet after 300 events" in result.output and "--continue" in result.output
+    notes = IGLP.load(tmp_path / "m").diagnostics()
+    assert any("no reward inferred yet" in n for n in notes)
