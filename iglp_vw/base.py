@@ -16,6 +16,7 @@ learner), a ``repr`` from them, :meth:`Estimator.act`, and pickling (``pickle``,
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -87,7 +88,12 @@ class Estimator:
         :func:`~iglp_vw.logs.read_events`; events without a label are skipped). Returns each
         learned event's return value (IGLP: the inferred reward).
         """
-        out = [self.learn(*row) for row in _event_rows(events, learn=True)]
+        out = []
+        for where, row in _event_rows(events, learn=True, numbered=True):
+            try:
+                out.append(self.learn(*row))
+            except (ValueError, TypeError) as err:
+                raise _at(err, where) from err
         return np.asarray(out, float)
 
     def predict_many(self, events) -> list:
@@ -120,30 +126,54 @@ class Estimator:
 _EVENT_FIELDS = ("context", "actions", "action", "prob", "feedback")
 
 
-def _event_rows(events, learn: bool):
-    """``(context, actions, action, prob, feedback)`` per event of a DataFrame, dicts, tuples or Events."""
+def _at(err: Exception, where: str) -> Exception:
+    """``err`` (a ValueError or TypeError from one event) with the event it came from first."""
+    return (TypeError if isinstance(err, TypeError) else ValueError)(f"{where}: {err}")
+
+
+def _no_feedback(value):
+    """pandas' and numpy's missing values (NaN, None, NA) are "no feedback", as ``None`` is."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if type(value).__name__ in ("NAType", "NaTType"):
+        return None
+    return value
+
+
+def _event_rows(events, learn: bool, numbered: bool = False):
+    """``(context, actions, action, prob, feedback)`` per event of a DataFrame, dicts, tuples or Events;
+    ``numbered``: ``(where, row)`` pairs, ``where`` naming the event for an error message (the
+    DataFrame's row and index label, the position in a list, a logged event's file and line)."""
     import pandas as pd
 
     if isinstance(events, pd.DataFrame):
         need = _EVENT_FIELDS[:4] if learn else _EVENT_FIELDS[:2]
         missing = [c for c in need if c not in events.columns]
         if missing:
-            raise ValueError(f"the DataFrame has no column(s) {missing} (columns: {list(events.columns)})")
+            raise ValueError(f"the DataFrame has no column(s) {missing} (columns: {list(events.columns)}; "
+                             f"needed: {list(need)}, and {_EVENT_FIELDS[4]!r} if there is feedback)")
         columns = [events[c] if c in events.columns else [None] * len(events) for c in _EVENT_FIELDS]
-        yield from zip(*columns)
+        for i, (label, row) in enumerate(zip(events.index, zip(*columns))):
+            row = row[:4] + (_no_feedback(row[4]),)
+            yield ((f"row {i}" if label == i else f"row {i} (index {label!r})"), row) if numbered else row
         return
     for i, event in enumerate(events):
+        where = f"event {i}"
         if hasattr(event, "context") and hasattr(event, "actions") and hasattr(event, "feedback"):  # an Event
             if learn and event.action is None:
                 continue
-            yield event.context, event.actions, event.action, event.prob, event.feedback
+            row = event.context, event.actions, event.action, event.prob, event.feedback
+            if getattr(event, "path", None) is not None:
+                where = f"event {i} ({event.path}:{event.line})"
         elif isinstance(event, dict):
             if learn and any(k not in event for k in _EVENT_FIELDS[:4]):
                 raise ValueError(f"event {i}: needs keys {list(_EVENT_FIELDS[:4])}, got {sorted(event)}")
-            yield tuple(event.get(k) for k in _EVENT_FIELDS)
+            row = tuple(event.get(k) for k in _EVENT_FIELDS)
         elif isinstance(event, (tuple, list)) and (len(event) in (4, 5) or (not learn and len(event) >= 2)):
             row = tuple(event)[:5]
-            yield row + (None,) * (5 - len(row))
+            row = row + (None,) * (5 - len(row))
         else:
             raise ValueError(f"event {i}: expected a dict, a (context, actions, action, prob, feedback) tuple or an "
                              f"Event, got {type(event).__name__}")
+        row = row[:4] + (_no_feedback(row[4]),)
+        yield (where, row) if numbered else row

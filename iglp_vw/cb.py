@@ -186,6 +186,11 @@ class DriverCB:
         if rc != 0:
             raise RuntimeError(f"VW's driver for the CB failed (exit {rc}): {' '.join(self.cmd)}\n{err[-2000:]}")
 
+    def discard(self) -> None:
+        """Remove the driver's final model once it is closed and what it learned is saved elsewhere."""
+        if self.closed and os.path.lexists(self.workdir / self.FINAL):
+            os.unlink(self.workdir / self.FINAL)
+
     def kill(self) -> None:
         """Stop the driver without a final model (an interrupted replay)."""
         if self.proc is not None and not self.closed:

@@ -254,7 +254,7 @@ def replay(logs, model_dir, states, alpha, definitely_negative, definitely_posit
     per feedback value. A bad event stops the replay (exit code 2) with the models as
     of the last good event kept, or is skipped with --on-bad-line skip.
     """
-    from .logs import MAX_ACTIONS, LogError
+    from .logs import MAX_ACTIONS, LogError, UnsupportedLogError
     from .replay import replay as run_replay
 
     params = {"states": int(states), "alpha": alpha, "cb_args": cb_args, "ik_args": ik_args, "seed": seed,
@@ -280,14 +280,15 @@ def replay(logs, model_dir, states, alpha, definitely_negative, definitely_posit
                 progress=True, max_actions=max_actions or MAX_ACTIONS,
             )
     except LogError as err:
-        _fail(f"{err}\nmodels as of the last good event are in {model_dir}")
+        if isinstance(err, UnsupportedLogError):
+            how = "the log cannot be replayed (whatever --on-bad-line says)"
+        elif "-" in logs:
+            how = "fix the log and replay it again with --overwrite (or with --on-bad-line skip to pass over bad lines)"
+        else:
+            how = ("fix that line and run the same command with --resume to go on from it, or with --resume "
+                   "--on-bad-line skip to pass over bad lines; --overwrite starts again from nothing")
+        _fail(f"{err}\nmodels as of the last good event are in {model_dir}: {how}")
     click.echo(summary.report())
-    if summary.events and not summary.with_feedback:
-        click.echo(
-            "warning: no event carried feedback (no Feedback namespace / no 'o' outcomes), so every event's "
-            "feedback is 'none' and nothing about the reward can be learned. For logs with only a cost, "
-            "use --feedback-from-cost.", err=True,
-        )
     click.echo(f"saved models to {model_dir}")
 
 

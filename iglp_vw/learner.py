@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import math
+import shlex
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,11 +21,16 @@ from .ik import ActionFeatureIK, InverseKinematics
 from .reward import GroupTest, is_extreme, reward_from_test
 from .signals import SignalCells
 from .vw import (
-    VWTexts, Features, cb_arguments, check_model_args, check_vw_args, drop_namespaces, feedback_key, format_namespaces,
-    namespace_names, user_key,
+    _INTERACTION_FLAGS, _NAMESPACE_NAME, VWTexts, auto_interactions, split_args, Features, cb_arguments, check_model_args, check_vw_args, drop_namespaces, escape,
+    feedback_key, format_namespaces, interaction_char, interaction_terms, names_interactions, namespace_names,
+    namespace_set, user_key,
 )
 
 __all__ = ["IGLP", "DEFAULT_CB_ARGS", "IKPipeline", "InferenceWarning", "sample_pmf"]
+
+
+def _term_flags(args) -> list:
+    return [t for t in split_args(args) if t in _INTERACTION_FLAGS and t != "--experimental_full_name_interactions"]
 
 
 class InferenceWarning(UserWarning):
@@ -40,6 +46,8 @@ DEFAULT_CB_ARGS = "--cb_explore_adf --epsilon 0.05"
 # The largest action set (IK classes) a learner accepts: an --oaa K model costs time and
 # memory in K on every event.
 MAX_NUM_ACTIONS = 1 << 16
+# The namespaces a learner remembers having seen (context and actions, each), for diagnostics.
+MAX_NAMESPACES_KEPT = 64
 # Importance weights 1/(K p) are capped here: a logged probability of 1e-300 would otherwise
 # weigh 1e299 and swamp the decoder's counts and the group test for thousands of events.
 # ε-greedy with ε = 0.05 over 10 actions weighs at most 20.
@@ -309,6 +317,11 @@ class IGLP(Estimator):
         self._ik = _IK[ik_model](self.num_actions, ik_args, self.seed)
         self._cb = None  # built on the first event (interactions come from its namespaces)
         self._cb_full_args: Optional[str] = None
+        # Namespaces for the CB's interactions: those named before the first event (see
+        # see_namespaces), and every namespace's name with the event it first came at.
+        self._ns_expected: tuple = ([], [])
+        self._ns_window = 0
+        self._ns_seen: tuple = ({}, {})
         self._guess = None  # the guessing IK of mixed groups (see _guess_vectors), started when needed
         self._guess_stats: dict = {}
         self._new_user = False  # the last event's user was new to the decoder (see `user_features`)
@@ -359,9 +372,34 @@ class IGLP(Estimator):
 
     def _cb_for(self, ctx_text: str, action_texts: Sequence[str]):
         if self._cb is None:
-            self._cb_full_args = cb_arguments(self.cb_args, ctx_text, action_texts, self.seed)
+            self._cb_full_args = cb_arguments(self.cb_args, ctx_text, action_texts, self.seed, more=self._ns_expected)
             self._cb = (self.cb or WorkspaceCB)(self._cb_full_args)
         return self._cb
+
+    def see_namespaces(self, context: Features, actions: Sequence[Features]) -> None:
+        """Have the CB's interactions cross this event's namespaces too, as well as the first
+        learned event's: call it on a first window of events before learning (``iglp-vw
+        replay`` does on its logs' first ``NAMESPACE_WINDOW`` events, :meth:`learn_many` on all
+        of a list's or DataFrame's, unless it was called before). Without it the interactions come from the first event's
+        namespaces, and :meth:`diagnostics` names any later namespace they miss. Does nothing
+        once the CB exists."""
+        if self._cb is not None:
+            return
+        for side, features in [(0, context)] + [(1, a) for a in actions]:
+            names = namespace_set([features]) if isinstance(features, str) else [escape(str(k)) for k in features or ()]
+            chars = self._ns_expected[side]
+            for name in names:
+                if name.strip() and interaction_char(name) not in chars:
+                    chars.append(interaction_char(name))
+        self._ns_window += 1
+
+    def _note_namespaces(self, ctx_text: str, action_texts: Sequence[str]) -> None:
+        """Record the namespaces of a learned event that were not seen before (a few dozen at most)."""
+        for seen, names in ((self._ns_seen[0], _NAMESPACE_NAME.findall(ctx_text)),
+                            (self._ns_seen[1], _NAMESPACE_NAME.findall(" ".join(action_texts)))):
+            for name in names:
+                if name not in seen and len(seen) < MAX_NAMESPACES_KEPT:
+                    seen[name] = self.n_learned
 
     # ------------------------------------------------------------------- API
     def predict(self, context: Features, actions: Sequence[Features]) -> list:
@@ -386,6 +424,7 @@ class IGLP(Estimator):
 
     def _cb_learn(self, ctx_text, action_texts, action, prob, rho, new_user: bool) -> None:
         cb = self._cb_for(ctx_text, action_texts)
+        self._note_namespaces(ctx_text, action_texts)
         if new_user:  # learned as the population's, like the IK (see `user_features`)
             ctx_text = drop_namespaces(ctx_text, self.user_namespace)
         cb.learn(ctx_text, action_texts, action, -rho, prob)  # lines 11-18
@@ -417,9 +456,16 @@ class IGLP(Estimator):
         process may use more than one CPU. A :class:`ValueError` for an event leaves the
         learner as it was after the events before it, as the loop does.
         """
-        from .base import _event_rows
+        from .base import _at, _event_rows
         from .ik import use_ik_process
 
+        if self._cb is None and not self._ns_window and (isinstance(events, (list, tuple))
+                                                         or type(events).__name__ == "DataFrame"):
+            try:  # the CB's interactions cross all their namespaces (learning checks the rows)
+                for row in _event_rows(events, learn=False):
+                    self.see_namespaces(row[0], row[1])
+            except (TypeError, ValueError, AttributeError):
+                pass
         if ik_process is None and _length(events) < IK_PROCESS_MIN_EVENTS:
             ik_process = False  # starting the process would cost more than it saves
         if not use_ik_process(ik_process):
@@ -427,12 +473,12 @@ class IGLP(Estimator):
         out: list = []
         pipe = IKPipeline(self, lambda rho, i: out.append(rho), lambda i: f"event {i}")
         try:
-            for i, row in enumerate(_event_rows(events, learn=True)):
+            for i, (where, row) in enumerate(_event_rows(events, learn=True, numbered=True)):
                 try:
                     staged = self.learn_begin(*row)
-                except ValueError:
+                except (ValueError, TypeError) as err:
                     pipe.drain()
-                    raise
+                    raise _at(err, where) from err
                 pipe.put(staged, i)
             pipe.drain()
         except KeyboardInterrupt:
@@ -679,6 +725,12 @@ class IGLP(Estimator):
 
     # ------------------------------------------------------------ diagnostics
     @property
+    def namespaces_seen(self) -> dict:
+        """The namespaces of the events learned so far: ``{"context": [...], "action": [...]}``
+        in the order they first came (a few dozen at most; the feedback namespace is not among them)."""
+        return {"context": list(self._ns_seen[0]), "action": list(self._ns_seen[1])}
+
+    @property
     def cb_full_args(self) -> Optional[str]:
         """The CB's VW arguments with the interactions resolved (``None`` before the first event)."""
         return self._cb_full_args
@@ -737,6 +789,7 @@ class IGLP(Estimator):
                     "cannot group them, and they blur the convention of the others (measured: a unique comment on "
                     "one event in ten left nothing inferred); map such feedback to a few values, or to features"
                 )
+        out += self._namespace_notes()
         share = self._weight_inferred / self._weight_seen if self._weight_seen else 0.0
         if self.n_learned >= self.patience and share > 0.5:
             out.append(
@@ -744,6 +797,51 @@ class IGLP(Estimator):
                 "rewards are rare under uniform play, and this feedback looks like a signal users give on most "
                 "items; the inferred reward is suspect"
             )
+        return out
+
+    def _namespace_notes(self) -> list:
+        """What the CB's interactions miss or misread in the namespaces seen (see :meth:`diagnostics`)."""
+        args = self._cb_full_args
+        if not args or not self.n_learned:
+            return []
+        out = []
+        (ctx, act), terms = self._ns_seen, interaction_terms(args)
+        crossed = {ch for term in terms for ch in term}
+        shown = " ".join(f"{flag} {''.join(t)}" for t, flag in zip(terms, _term_flags(args))) or "none"
+        if not names_interactions(self.cb_args):  # resolved here: do they cover every namespace seen?
+            window = f"the first {self._ns_window:,} events" if self._ns_window > 1 else "the first event"
+            late = [(side, name, at) for side, seen in (("context", ctx), ("action", act))
+                    for name, at in seen.items() if interaction_char(name) not in crossed]
+            if late:
+                wanted = shlex.join(split_args(self.cb_args) + auto_interactions(
+                    " ".join(f"|{n} " for n in ctx), [" ".join(f"|{n} " for n in act)]))
+                names = ", ".join(f"{side} namespace {name!r} (first at event {at:,})" for side, name, at in late)
+                out.append(
+                    f"the CB's interactions ({shown}) were resolved from {window} and do not cross {names} with the "
+                    f"other side: the policy does not use them. Learn again from scratch with the interactions given: "
+                    f"--cb-args {shlex.quote(wanted)} (cb_args= in the API, or call see_namespaces on a first "
+                    "window of events before learning)"
+                )
+        else:  # the user's own: does each name a namespace some event has?
+            have = {interaction_char(n) for n in (*ctx, *act)}
+            unused = sorted({ch for ch in crossed if ch != ":" and ch not in have})
+            if unused:
+                names = ", ".join(repr(n) for n in (*ctx, *act)) or "none"
+                out.append(
+                    f"the CB's interactions name namespace letter(s) {', '.join(unused)} that no event has (namespaces "
+                    f"seen: {names}; VW keys interactions on a namespace's first letter): those terms do nothing"
+                )
+        by_char: dict = {}
+        for side, seen in (("context", ctx), ("action", act)):
+            for name in seen:
+                by_char.setdefault(interaction_char(name), []).append(f"{side} namespace {name!r}")
+        for ch, names in by_char.items():
+            if len(names) > 1:
+                out.append(
+                    f"{' and '.join(names)} begin with the same letter {ch!r}: VW's interactions key on that "
+                    f"letter, so they are crossed as one namespace (-q {ch}{ch} would cross them with each other); "
+                    "rename one so that each begins with a letter of its own"
+                )
         return out
 
     @property
@@ -797,6 +895,7 @@ class IGLP(Estimator):
             "weight_inferred": self._weight_inferred,
             "without_user": self._without_user,
             "namespaces_seen": self._namespaces_seen,
+            "cb_namespaces": {"context": self._ns_seen[0], "action": self._ns_seen[1], "window": self._ns_window},
             "guess": None if self._guess is None else self._guess_stats,
             "signals": None if self._signals is None else self._signals.get_state(),
         }
@@ -856,6 +955,10 @@ class IGLP(Estimator):
             self._weight_inferred = float(state.get("weight_inferred", 0.0))
             self._without_user = int(state.get("without_user", 0))
             self._namespaces_seen = [str(n) for n in state.get("namespaces_seen", [])][:20]
+            ns = state.get("cb_namespaces") or {}
+            self._ns_seen = tuple({str(k): int(v) for k, v in list((ns.get(side) or {}).items())[:MAX_NAMESPACES_KEPT]}
+                                  for side in ("context", "action"))
+            self._ns_window = int(ns.get("window", 0))
             guess = state.get("guess")
             guess = None if guess is None else {str(c): [int(v[0]), float(v[1]), float(v[2])] for c, v in guess.items()}
             if self._signals is not None:

@@ -525,7 +525,8 @@ def _int(value) -> Optional[int]:
     return None
 
 
-def _parse_dsjson_event(path, line, line_no, feedback_from_cost, max_actions=MAX_ACTIONS) -> Union[Event, LogError, None]:
+def _parse_dsjson_event(path, line, line_no, feedback_from_cost, max_actions=MAX_ACTIONS,
+                        feedback_namespace: str = "Feedback") -> Union[Event, LogError, None]:
     try:
         obj = json.loads(line)
     except RecursionError:
@@ -562,7 +563,7 @@ def _parse_dsjson_event(path, line, line_no, feedback_from_cost, max_actions=MAX
             return LogError(path, line_no, "_label_Action", f"{_short(obj['_label_Action'])} is not an integer")
         index = action_id - 1
     if index is None:  # no label: an event to score, not to learn from (as VW reads it)
-        texts = _dsjson_texts(obj, c, multi, path, line_no)
+        texts = _dsjson_texts(obj, c, multi, path, line_no, feedback_namespace)
         if isinstance(texts, LogError):
             return texts
         context, actions, feedback, has_feedback = texts
@@ -579,7 +580,7 @@ def _parse_dsjson_event(path, line, line_no, feedback_from_cost, max_actions=MAX
     if cost is not None and (isinstance(cost, bool) or not isinstance(cost, (int, float))
                              or not -_MAX_INT < cost < _MAX_INT or not math.isfinite(cost)):
         return LogError(path, line_no, "_label_cost", f"{_short(cost)} is not a finite number")
-    texts = _dsjson_texts(obj, c, multi, path, line_no)
+    texts = _dsjson_texts(obj, c, multi, path, line_no, feedback_namespace)
     if isinstance(texts, LogError):
         return texts
     context, actions, feedback, has_feedback = texts
@@ -592,12 +593,28 @@ def _parse_dsjson_event(path, line, line_no, feedback_from_cost, max_actions=MAX
     )
 
 
-def _dsjson_texts(obj, c, multi, path, line_no):
-    """``(context, actions, feedback, has_feedback)`` of a DSJSON event as checked VW text, or the LogError."""
+def _dsjson_texts(obj, c, multi, path, line_no, feedback_namespace="Feedback"):
+    """``(context, actions, feedback, has_feedback)`` of a DSJSON event as checked VW text, or the LogError.
+
+    The feedback is the outcomes ``o``, and the context's ``feedback_namespace`` object when it
+    has one (as in VW text, where it is a namespace of the shared line): taken out of the
+    context, it is feedback, not a feature of the policy.
+    """
     try:
-        context = _vw_text({k: v for k, v in c.items() if k != "_multi"}, "c", path, line_no)
+        context = _vw_text({k: v for k, v in c.items() if k != "_multi" and k != feedback_namespace}, "c", path, line_no)
         actions = VWTexts(_vw_text(a, f"c._multi[{i}]", path, line_no) for i, a in enumerate(multi))
         feedback, has_feedback = _outcomes(obj.get("o"), path, line_no)
+        inline = c.get(feedback_namespace)
+        if inline is not None and inline != {}:
+            if isinstance(inline, str):  # "Feedback": "click" reads as {"click": true}
+                inline = {inline: True}
+            if not isinstance(inline, dict) or any(isinstance(v, dict) for v in inline.values()):
+                raise LogError(path, line_no, f"c.{feedback_namespace[:80]}", "the feedback namespace must be a string "
+                               f"or an object of features (not nested), got {_short(inline)}")
+            text = _vw_text({feedback_namespace: inline}, "c", path, line_no)
+            if text.strip("| "):
+                feedback = VWText(f"{feedback} {text}" if has_feedback else text)
+                has_feedback = True
     except LogError as err:
         return err
     return context, actions, feedback, has_feedback
@@ -678,7 +695,7 @@ def _read_dsjson(path, fh, feedback_namespace, feedback_from_cost, skip_lines, m
             continue
         if not line.endswith("\n") and truncation(fh):
             break  # cut off where the file stops: reported below
-        event = _parse_dsjson_event(path, line, line_no, feedback_from_cost, max_actions)
+        event = _parse_dsjson_event(path, line, line_no, feedback_from_cost, max_actions, feedback_namespace)
         if event is not None:
             yield event
     stopped = truncation(fh)
@@ -696,7 +713,7 @@ def format_dsjson_event(event: Event, cost: Optional[float] = None) -> str:
     if cost is not None and event.action is not None:
         if "_original_label_cost" not in obj and event.cost is not None:
             obj["_original_label_cost"] = event.cost
-        obj["_label_Cost" if "_label_Cost" in obj else "_label_cost"] = cost
+        obj["_label_Cost" if "_label_Cost" in obj else "_label_cost"] = cost + 0.0  # -0.0 (ρ̂ = 0) is 0.0
     if "o" in obj and "c" in obj:
         ordered = {k: v for k, v in obj.items() if k not in ("o", "c")}
         obj = {"o": obj["o"], **ordered, "c": obj["c"]}

@@ -19,6 +19,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
+import shlex
 import time
 import warnings
 from collections import Counter
@@ -43,11 +45,14 @@ from .logs import (
 )
 from .stream import LogStream
 from .signals import feedback_tokens
-from .vw import feedback_key
+from .vw import feedback_key, namespace_set
 
 __all__ = ["replay", "predict_log", "label_log", "ReplaySummary", "CheckpointError"]
 
 REPLAY_STATE = "replay.json"
+# The CB's interactions cross the namespaces of a new replay's first events (a later one is
+# named by the summary's diagnostics).
+NAMESPACE_WINDOW = 1_000
 # The summary's per-feedback rows (free-text feedback is unbounded); the rest share one row.
 MAX_FEEDBACK_ROWS = 10_000
 OTHER_FEEDBACK = "(other feedback values)"
@@ -304,6 +309,48 @@ def replay(
         return run.run(checkpoint_every, trace, limit, progress)
 
 
+# Context namespaces named like feedback: with no event's feedback where it was looked for,
+# one of these is most likely where the log keeps it.
+_FEEDBACK_LIKE = re.compile(r"feedback|signal|reward|outcome|reaction|engag|respon|rating|label|click|interact", re.I)
+
+
+def _feedback_like(names, feedback_namespace: str) -> list:
+    return [n for n in names if n.lower() == feedback_namespace.lower() or _FEEDBACK_LIKE.search(n)]
+
+
+def _check_feedback(head: list, options: dict) -> None:
+    """Refuse, before any training, a log whose feedback is in a context namespace of another
+    name: the policy would take it for a feature of the user, and nothing would be inferred."""
+    if not head or options["feedback_from_cost"] or any(e.has_feedback for e in head):
+        return
+    names: dict = {}
+    for event in head:
+        names.update(dict.fromkeys(namespace_set([event.context])))
+    like = _feedback_like(names, options["feedback_namespace"])
+    if like:
+        raise ValueError(
+            f"none of the first {len(head):,} events has feedback in the namespace {options['feedback_namespace']!r}, "
+            f"but their context has {', '.join(repr(n) for n in like)}, named like feedback: as context, the policy "
+            f"would take it for a feature of the user and no reward would be inferred. If that is the feedback, "
+            f"rerun with --feedback-namespace {shlex.quote(like[0])} (feedback_namespace= in the API); for logs with "
+            "only a cost, --feedback-from-cost"
+        )
+
+
+def _no_feedback_note(context_namespaces, options: dict) -> str:
+    fb = options["feedback_namespace"]
+    seen = ", ".join(repr(n) for n in context_namespaces) or "none"
+    if options["feedback_from_cost"]:
+        where = "no feedback and no logged cost"
+    else:
+        where = f"no {fb!r} namespace on the shared line / in DSJSON's 'c', no 'o' outcomes"
+    return (
+        f"no event carried feedback ({where}), so every event's feedback is 'none' and nothing about the reward "
+        f"can be learned. The context namespaces seen: {seen}. If one of them is the feedback, replay again with "
+        f"--feedback-namespace NAME (names are case-sensitive); for logs with only a cost, use --feedback-from-cost"
+    )
+
+
 class _Replay:
     """One replay: the learner (its CB in VW's driver), the stream, the summary, checkpoints."""
 
@@ -313,8 +360,14 @@ class _Replay:
         self.ik_process: Optional[bool] = None  # the IK in a process of its own (see replay())
         self.pipe: Optional[IKPipeline] = None
         if mode == "new" and modeldir.has_model(model_dir):
+            held, interrupted = _trained_on(model_dir)
+            if interrupted:  # most often the run that just failed on a bad line: say how to go on
+                raise CheckpointError(
+                    f"{model_dir}: holds an interrupted replay{held}; --resume goes on from where it stopped (with "
+                    f"--on-bad-line skip to pass over bad lines), --continue trains it further on these logs as new ones, "
+                    f"--overwrite starts again from nothing")
             raise CheckpointError(
-                f"{model_dir}: already holds a model{_trained_on(model_dir)}; --continue trains it further on "
+                f"{model_dir}: already holds a model{held}; --continue trains it further on "
                 f"these logs, --resume finishes an interrupted replay, --overwrite replaces it")
         if mode == "continue":
             self.learner, state = self._resume(same_logs=False)
@@ -339,6 +392,10 @@ class _Replay:
                 k = max(2, len(stream.first_event().actions))
             self.learner = IGLP(num_actions=k, **params, cb=self._driver)
             self.summary = ReplaySummary()
+            head = stream.head(NAMESPACE_WINDOW)
+            for event in head:  # the CB's interactions cross all their namespaces
+                self.learner.see_namespaces(event.context, event.actions)
+            _check_feedback(head, options)
 
     def _params(self) -> dict:
         """The learner's arguments as the replay builds it (DSJSON's ``_definitely_bad`` added)."""
@@ -458,6 +515,8 @@ class _Replay:
             if self.tracer:
                 self.tracer.close()
         summary.warnings = learner.diagnostics()
+        if summary.events and not summary.with_feedback:
+            summary.warnings.insert(0, _no_feedback_note(learner.namespaces_seen["context"], self.options))
         summary.slot_ik = learner.ik_model == "slot"
         summary.cb_args = learner.cb_full_args or ""
         self._account(summary, started, elapsed_before, bad_before, errors_before)
@@ -472,6 +531,8 @@ class _Replay:
                 # model, -f, counts one more pass in its header than a restarted driver's would).
                 self._save(complete=True)
                 learner.close()
+                for driver in self.drivers:  # its own final model is not needed: the one saved above is
+                    driver.discard()
         finally:
             if pipe is not None:
                 pipe.close()
@@ -539,15 +600,15 @@ def _events_of(state: dict) -> int:
         return 0
 
 
-def _trained_on(model_dir: Path) -> str:
-    """`` (trained on N events of LOGS)`` from its replay state, when it has one."""
+def _trained_on(model_dir: Path) -> tuple:
+    """``(" (trained on N events of LOGS)", interrupted)`` from its replay state, when it has one."""
     try:
         set_dir = modeldir.open_set(model_dir)
         state = modeldir.read_json(set_dir / REPLAY_STATE, "replay state")
         logs = ", ".join(Path(p).name for p in state["options"]["logs"])
-        return f" (trained on {_events_of(state):,} events; last log: {logs})"
+        return f" (trained on {_events_of(state):,} events; last log: {logs})", state.get("complete") is False
     except Exception:  # noqa: BLE001 - only a detail of the message
-        return ""
+        return "", False
 
 
 def _json_params(params: Optional[dict]) -> dict:

@@ -92,6 +92,24 @@ class LogStream:
         finally:
             items.close()  # stops the reader process, if any
 
+    def head(self, n: int) -> list:
+        """The first ``n`` valid events (fewer in a shorter log), read apart from iteration;
+        bad lines are passed over (iteration reports them)."""
+        out: list = []
+        items = _read(self.paths, self.formats, self.feedback_namespace, self.feedback_from_cost, self.max_actions,
+                      self.start["file"], self.start["line"])
+        try:
+            for item in items:
+                if isinstance(item, Event):
+                    out.append(item)
+                    if len(out) >= n:
+                        break
+                elif isinstance(item, UnsupportedLogError):
+                    break
+        finally:
+            items.close()
+        return out
+
     def first_event(self) -> Event:
         """The first valid event; its :class:`~iglp_vw.logs.LogError` when there is none, naming
         the first problem found (a bad line, a truncated file) rather than only "no event"."""

@@ -10,6 +10,7 @@ finished) and turns VW's parse errors into :class:`ValueError`.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import math
 import numbers
@@ -432,14 +433,19 @@ def namespace_chars(context_text: str, action_texts: Sequence[str]):
     return ctx, act
 
 
-def auto_interactions(context_text: str, action_texts: Sequence[str]) -> list:
+def auto_interactions(context_text: str, action_texts: Sequence[str], more=((), ())) -> list:
     """Interactions crossing every context namespace with every action namespace, and each
-    context namespace's own second-order terms with them (``--cubic cca``).
+    context namespace's own second-order terms with them (``--cubic cca``). ``more``: the
+    first characters of further (context, action) namespaces, e.g. of later events.
 
     >>> auto_interactions("|User id=1 |x f:1", ["|Action id=0"])
     ['-q', 'UA', '--cubic', 'UUA', '-q', 'xA', '--cubic', 'xxA']
+    >>> auto_interactions("|User id=1", ["|Action id=0"], more=(["x", "U"], []))
+    ['-q', 'UA', '--cubic', 'UUA', '-q', 'xA', '--cubic', 'xxA']
     """
     ctx, act = namespace_chars(context_text, action_texts)
+    ctx += [c for c in dict.fromkeys(more[0]) if c not in ctx]
+    act += [c for c in dict.fromkeys(more[1]) if c not in act]
     out = []
     for c in ctx:
         for a in act:
@@ -450,16 +456,55 @@ def auto_interactions(context_text: str, action_texts: Sequence[str]) -> list:
 _INTERACTION_FLAGS = {"-q", "--quadratic", "--interactions", "--cubic", "--experimental_full_name_interactions"}
 
 
-def cb_arguments(cb_args, context_text: str, action_texts: Sequence[str], seed: int = 0, prefix=None) -> str:
-    """The full CB argument string: ``cb_args`` plus auto interactions when it names none.
+def cb_arguments(cb_args, context_text: str, action_texts: Sequence[str], seed: int = 0, prefix=None,
+                 more=((), ())) -> str:
+    """The full CB argument string: ``cb_args`` plus auto interactions when it names none
+    (``more`` as for :func:`auto_interactions`).
 
     >>> cb_arguments("--cb_explore_adf", "|x a:1", ["|A id=1"], seed=2)
     '--cb_explore_adf -q xA --cubic xxA --random_seed 2 --quiet'
     """
     tokens = split_args(prefix) + split_args(cb_args)
-    if not _INTERACTION_FLAGS.intersection(tokens):
-        tokens += auto_interactions(context_text, action_texts)
+    if not names_interactions(tokens):
+        tokens += auto_interactions(context_text, action_texts, more)
     return build_args(tokens, seed=seed)
+
+
+def names_interactions(args) -> bool:
+    """Whether VW arguments name interactions of their own (``-q``, ``--cubic``, ...)."""
+    return bool(_INTERACTION_FLAGS.intersection(split_args(args) if isinstance(args, str) else args))
+
+
+def interaction_terms(args) -> list:
+    """The interaction terms VW arguments name, each a list of namespace characters
+    (``\\xNN`` escapes kept as one; ``:`` is VW's wildcard).
+
+    >>> interaction_terms("--cb_explore_adf -q UA --cubic UUA --interactions xA")
+    [['U', 'A'], ['U', 'U', 'A'], ['x', 'A']]
+    """
+    tokens = split_args(args) if isinstance(args, str) else list(args)
+    out = []
+    for flag, value in zip(tokens, tokens[1:]):
+        if flag in _INTERACTION_FLAGS and flag != "--experimental_full_name_interactions":
+            out.append(re.findall(r"\\x[0-9a-fA-F]{2}|.", value))
+    return out
+
+
+_NAMESPACE_NAME = re.compile(r"\|([^\s|:]+)")
+
+
+def namespace_set(texts) -> list:
+    """The distinct namespace names in VW texts, in order (the default namespace left out).
+
+    >>> namespace_set(["|User id=1 |x:0.5 f:1", "| a |Action id=2", "|User id=2"])
+    ['User', 'x', 'Action']
+    """
+    return list(dict.fromkeys(name for text in texts for name in _NAMESPACE_NAME.findall(text)))
+
+
+def interaction_char(name: str) -> str:
+    """The character VW's interaction options key a namespace ``name`` on."""
+    return _interaction_char(name[0])
 
 
 # Flags VW does not keep in a model file (so a reload must pass them again); the rest of a
@@ -520,6 +565,10 @@ def check_model_args(args, what: str = "VW arguments") -> list:
     Traceback (most recent call last):
     ...
     ValueError: VW arguments: flag '--invert_hash' is not one iglp-vw passes to a model (it reads or writes files, or is unknown here)
+    >>> check_model_args("--cb_explore_adf --epsilonn 0.1")
+    Traceback (most recent call last):
+    ...
+    ValueError: VW arguments: flag '--epsilonn' is not one iglp-vw passes to a model (it reads or writes files, or is unknown here); did you mean '--epsilon'?
     """
     try:
         tokens = split_args(args)
@@ -530,8 +579,10 @@ def check_model_args(args, what: str = "VW arguments") -> list:
         flag, eq, value = tokens[i].partition("=")
         n = MODEL_FLAGS.get(flag)
         if n is None or (eq and n != 1):
+            close = difflib.get_close_matches(flag, MODEL_FLAGS, n=1, cutoff=0.75) if n is None else []
+            hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ValueError(f"{what}: flag {flag!r} is not one iglp-vw passes to a model "
-                             "(it reads or writes files, or is unknown here)")
+                             f"(it reads or writes files, or is unknown here){hint}")
         values = [value] if eq else tokens[i + 1 : i + 1 + n]
         if len(values) != n or any(v.startswith("--") for v in values):
             raise ValueError(f"{what}: flag {flag!r} takes {n} value(s)")

@@ -259,6 +259,8 @@ def test_learn_many_with_the_ik_in_a_process_of_its_own_equals_the_loop(tmp_path
     for e in events[::7]:
         e["context"]["User"]["id"] += "-new"  # users seen once: the IK's interactions from the full context
     loop = IGLP(seed=0)
+    for e in events:  # as learn_many does on a list: the CB's interactions cross all its namespaces
+        loop.see_namespaces(e["context"], e["actions"])
     rhos = [loop.learn(e["context"], e["actions"], e["action"], e["prob"], e["feedback"]) for e in events]
     batch = IGLP(seed=0)
     got = batch.learn_many(events, ik_process=True)
@@ -278,6 +280,8 @@ def test_learn_many_with_the_ik_in_a_process_of_its_own_equals_the_loop(tmp_path
         stopped.learn_many(bad, ik_process=True)
     assert stopped.n_learned == 150
     before = IGLP(seed=0)
+    for e in bad:  # learn_many saw every row's namespaces first
+        before.see_namespaces(e["context"], e["actions"])
     before.learn_many(bad[:150], ik_process=False)
     stopped.save(tmp_path / "stopped")
     before.save(tmp_path / "before")

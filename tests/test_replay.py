@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from iglp_vw import IGLP
 from iglp_vw.cli import main
 from iglp_vw.logs import read_events
-from iglp_vw.replay import label_log, replay
+from iglp_vw.replay import NAMESPACE_WINDOW, label_log, replay
 from iglp_vw.sim import GroundedSimulation
 from iglp_vw.sim.logging import write_log
 
@@ -48,6 +48,8 @@ def test_replay_learns_what_the_api_learns(logs, tmp_path, ik_model):
     """The CB in VW's driver and the IK in-process give the models IGLP.learn gives."""
     replay([logs / "g.txt"], tmp_path / "replay", learner_params={"seed": 1, "ik_model": ik_model})
     api = IGLP(10 if ik_model == "slot" else None, seed=1, ik_model=ik_model)
+    for event in list(read_events(logs / "g.txt"))[:NAMESPACE_WINDOW]:  # as the replay does
+        api.see_namespaces(event.context, event.actions)
     for event in read_events(logs / "g.txt"):
         api.learn(event.context, event.actions, event.action, event.prob, event.feedback)
     api.save(tmp_path / "api")
@@ -114,8 +116,8 @@ def test_a_trained_model_is_not_replaced_silently(logs, tmp_path):
     before = (tmp_path / "m" / "cb.model").read_bytes()
     result = runner.invoke(main, args + ["--limit", "3"])
     assert result.exit_code == 2
-    assert "already holds a model (trained on 300 events; last log: g.txt)" in result.output
-    assert "--continue" in result.output and "--overwrite" in result.output
+    assert "holds an interrupted replay (trained on 300 events; last log: g.txt)" in result.output  # --limit
+    assert "--resume goes on from where it stopped" in result.output and "--continue" in result.output and "--overwrite" in result.output
     assert (tmp_path / "m" / "cb.model").read_bytes() == before
     result = runner.invoke(main, args + ["--limit", "3", "--overwrite"])
     assert result.exit_code == 0 and "events: 3 " in result.output
