@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import re
 import sys
 import time
@@ -76,11 +77,29 @@ def _stdin_logs(logs):
     import shutil
     import tempfile
 
+    from .logs import LogError
+
     with tempfile.TemporaryDirectory(prefix="iglp-vw-stdin-") as tmp:
         path = Path(tmp) / "stdin"
         with open(path, "wb") as fh:
             shutil.copyfileobj(sys.stdin.buffer, fh, 1 << 20)
-        yield [str(path) if log == "-" else log for log in logs], {str(path): "-"}
+        try:
+            yield [str(path) if log == "-" else log for log in logs], {str(path): "-"}
+        except LogError as err:  # named as the user gave it, not by the spooled file's path
+            if err.path != str(path):
+                raise
+            raise type(err)(STDIN_NAME, err.line, err.field, err.message.replace(str(path), STDIN_NAME)) from None
+
+
+# How errors and reports name a log read from standard input (-).
+STDIN_NAME = "<stdin>"
+
+
+def _as_given(text: str, names: dict) -> str:
+    """``text`` with the spooled standard input's path named as :data:`STDIN_NAME`."""
+    for path in names:
+        text = text.replace(path, STDIN_NAME)
+    return text
 
 
 def _options(*decorators):
@@ -239,13 +258,15 @@ def grounded(dataset, covertype_path, passes, users, words, bizarro_share, segme
               help="Train the model in --model-dir further on these logs (yesterday's model + today's log; the "
                    "same models as one replay of both).")
 @click.option("--overwrite", is_flag=True, help="Replace the model already in --model-dir.")
+@click.option("--repeat", is_flag=True,
+              help="With --continue: train on a log the model has already learned from (refused otherwise).")
 @click.option("--trace", type=click.Path(dir_okay=False), default=None,
               help="Write one row per event (CSV, or Parquet for .parquet) with the inferred reward and the IK's P.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Stop after N events (resume later with --resume).")
 @_errors
 def replay(logs, model_dir, states, alpha, definitely_negative, definitely_positive, cb_args, ik_args, ik_model, max_users,
            user_features, feedback_model, num_actions, max_actions, seed, user_namespace, feedback_namespace, on_bad_line, feedback_from_cost, fmt,
-           checkpoint_every, resume, continue_training, overwrite, trace, limit):
+           checkpoint_every, resume, continue_training, overwrite, repeat, trace, limit):
     """Learn an IGL-P policy offline from logged events (VW text ADF or DSJSON, gzip or not).
 
     Streams LOGS through Algorithm 1 off-policy: the IK learns which action was shown
@@ -270,25 +291,26 @@ def replay(logs, model_dir, states, alpha, definitely_negative, definitely_posit
         params["num_actions"] = num_actions
     if "-" in logs and resume:
         raise click.UsageError("--resume reads the same logs again: not from standard input")
+    names: dict = {}
     try:
-        with _stdin_logs(logs) as (logs, _):
+        with _stdin_logs(logs) as (logs, names):
             summary = run_replay(
                 logs, model_dir, learner_params=params, fmt=None if fmt == "auto" else fmt,
                 feedback_namespace=feedback_namespace, feedback_from_cost=feedback_from_cost,
                 checkpoint_every=checkpoint_every, resume=resume, continue_training=continue_training,
-                overwrite=overwrite, on_bad_line=on_bad_line, trace=trace, limit=limit,
+                overwrite=overwrite, repeat=repeat, on_bad_line=on_bad_line, trace=trace, limit=limit,
                 progress=True, max_actions=max_actions or MAX_ACTIONS,
             )
     except LogError as err:
         if isinstance(err, UnsupportedLogError):
             how = "the log cannot be replayed (whatever --on-bad-line says)"
-        elif "-" in logs:
+        elif names:  # standard input: there is no resuming it
             how = "fix the log and replay it again with --overwrite (or with --on-bad-line skip to pass over bad lines)"
         else:
             how = ("fix that line and run the same command with --resume to go on from it, or with --resume "
                    "--on-bad-line skip to pass over bad lines; --overwrite starts again from nothing")
         _fail(f"{err}\nmodels as of the last good event are in {model_dir}: {how}")
-    click.echo(summary.report())
+    click.echo(_as_given(summary.report(), names))
     click.echo(f"saved models to {model_dir}")
 
 
@@ -315,12 +337,18 @@ def predict(logs, model_dir, out, fmt, feedback_namespace, on_bad_line):
 
     with _stdin_logs(logs) as (logs, names):
         check_outputs(logs, [out], model_dir)
-        fh = open_text(out, "w") if out else sys.stdout
+        part = Path(out).with_name(Path(out).name + ".part") if out else None  # OUT only once complete
+        fh = open_text(part, "w") if out else sys.stdout
         try:
             counts = predict_log(model_dir, logs, fh, on_bad_line, feedback_namespace, fmt, names)
-        finally:
+        except BaseException:
             if out:
                 fh.close()
+                part.unlink(missing_ok=True)
+            raise
+        if out:
+            fh.close()
+            os.replace(part, out)
     if counts.get("bad_lines"):
         click.echo(f"skipped {counts['bad_lines']} bad events", err=True)
 
@@ -346,10 +374,10 @@ def label(logs, model_dir, out, trace, online, keep_feedback, feedback_namespace
     """
     from .replay import label_log
 
-    with _stdin_logs(logs) as (logs, _):
+    with _stdin_logs(logs) as (logs, names):
         summary = label_log(model_dir, logs, out, on_bad_line, trace, online, feedback_namespace, feedback_from_cost,
                             keep_feedback)
-    click.echo(summary.report())
+    click.echo(_as_given(summary.report(), names))
     if not online:
         click.echo("(inferred with the final model, frozen: shares differ from the replay's, whose model was "
                    "learning as it went; --online learns as replay does)")
@@ -457,15 +485,14 @@ def sweep(config, out, scheduler, workers, resume):
               help="Evaluate these pmfs instead of the model's (predict's output, JSON lines or CSV; one per "
                    "labelled event, in log order).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the bootstrap.")
-@click.option("--feedback-namespace", default="Feedback", show_default=True,
-              help="Shared-line namespace holding the feedback in VW text logs.")
+@LOGS
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the table as CSV.")
 @click.option("--events-out", type=click.Path(dir_okay=False), default=None,
               help="Write the per-event frame (pmf, weights, signals, inferred reward): CSV, or Parquet for .parquet.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write a PNG of the lifts.")
 @_errors
-def evaluate(logs, model_dir, signals, group_by, bootstrap, alpha, policy, pmfs, seed, feedback_namespace, out,
-             events_out, plot):
+def evaluate(logs, model_dir, signals, group_by, bootstrap, alpha, policy, pmfs, seed, feedback_namespace, on_bad_line,
+             out, events_out, plot):
     """Off-policy evaluation of a learned policy on logs with logging probabilities.
 
     Per feedback signal (text and DSJSON named alike: word=w42, click, dwell; numbers by
@@ -484,7 +511,9 @@ def evaluate(logs, model_dir, signals, group_by, bootstrap, alpha, policy, pmfs,
         table, frame = run_evaluate(model_dir, logs, signals=list(signals) or None, group_by=group_by,
                                     n_bootstrap=bootstrap, random_state=seed, feedback_namespace=feedback_namespace,
                                     alpha=alpha, policy=policy, pmfs=read_pmfs(pmfs) if pmfs else None,
-                                    return_frame=True)
+                                    return_frame=True, on_bad_line=on_bad_line)
+    if frame.attrs.get("bad_lines"):
+        click.echo(f"skipped {frame.attrs['bad_lines']} bad events (first: {frame.attrs['errors'][0]})", err=True)
     shown = table[["group", "signal", "n", "logging_rate", "snips", "dr", "lift", "lift_low", "lift_high"]]
     with pd_options():
         click.echo(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))

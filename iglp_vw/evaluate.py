@@ -131,6 +131,7 @@ def events_frame(
     group_by: Optional[str] = None,
     feedback_namespace: str = "Feedback",
     infer: bool = True,
+    on_bad_line: str = "fail",
 ) -> pd.DataFrame:
     """One row per labelled event: what every estimate is computed from.
 
@@ -149,6 +150,10 @@ def events_frame(
         A context namespace whose features name the event's group (column ``group``).
     infer
         Add ``inferred_reward``: ρ̂ from the model, frozen (not learning).
+    on_bad_line
+        ``"fail"``: a malformed event raises its :class:`~iglp_vw.logs.LogError`; ``"skip"``:
+        it is left out, counted in ``frame.attrs["bad_lines"]`` (the first few in
+        ``frame.attrs["errors"]``).
 
     Columns: ``file, line, event_id, group, action, prob, n_actions, pmf, pi_action, weight,
     signals`` (dict of signal values), ``context`` (VW text) and ``inferred_reward``.
@@ -160,7 +165,8 @@ def events_frame(
     if learner is None and (given is None or infer):
         raise ValueError("a model is needed (or pmfs and infer=False)")
     rows = []
-    for event in LogStream([Path(p) for p in paths], None, feedback_namespace):
+    stream = LogStream([Path(p) for p in paths], None, feedback_namespace, on_bad_line=on_bad_line)
+    for event in stream:
         if event.action is None:  # no logged action: nothing to evaluate
             continue
         i = len(rows)
@@ -196,6 +202,7 @@ def events_frame(
         raise ValueError(f"{len(given)} pmfs given for {len(rows)} labelled events")
     frame = pd.DataFrame(rows)
     frame["weight"] = frame.pi_action / frame.prob
+    frame.attrs["bad_lines"], frame.attrs["errors"] = stream.bad_lines, list(stream.errors)
     return frame
 
 
@@ -432,6 +439,7 @@ def evaluate(
     return_frame: bool = False,
     n_boot: Optional[int] = None,
     seed: Optional[int] = None,
+    on_bad_line: str = "fail",
 ):
     """:func:`events_frame` then :func:`estimate`: the table of estimates (and the frame, with
     ``return_frame=True``). ``n_boot``/``seed``: older names of ``n_bootstrap``/``random_state``.
@@ -439,7 +447,7 @@ def evaluate(
     n_bootstrap = n_boot if n_boot is not None else n_bootstrap
     random_state = seed if seed is not None else random_state
     frame = events_frame(model_dir, paths, policy=policy, pmfs=pmfs, group_by=group_by,
-                         feedback_namespace=feedback_namespace, infer=model_dir is not None)
+                         feedback_namespace=feedback_namespace, infer=model_dir is not None, on_bad_line=on_bad_line)
     table = estimate(frame, signals, alpha=alpha, n_bootstrap=n_bootstrap, random_state=random_state,
                      reward_model=reward_model, by_group=group_by is not None, max_signals=max_signals)
     return (table, frame) if return_frame else table

@@ -39,6 +39,7 @@ import itertools
 import json
 import math
 import re
+import shlex
 import zlib
 from pathlib import Path
 from typing import Iterator, Optional, Union
@@ -219,8 +220,39 @@ def open_log(path) -> io.TextIOBase:
         magic = fh.read(2)
     if magic == b"\x1f\x8b":
         raw = io.BufferedReader(_GzipStream(path), 1 << 20)
+        _check_encoding(path, raw.peek(4)[:4])
         return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace")
+    with open(path, "rb") as fh:
+        _check_encoding(path, fh.read(4))
     return open(path, "r", encoding="utf-8-sig", errors="replace")
+
+
+# Byte-order marks of the encodings a log might come in that VW (and this reader) do not read.
+_OTHER_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32LE"), (b"\x00\x00\xfe\xff", "UTF-32BE"), (b"\xff\xfe", "UTF-16LE"),
+               (b"\xfe\xff", "UTF-16BE"))
+
+
+def _check_encoding(path, head: bytes) -> None:
+    """Refuse a log in UTF-16 or UTF-32 (by its byte-order mark, or NUL bytes at its start), saying
+    how to convert it, rather than reading it as UTF-8 and stopping at its first NUL."""
+    name = next((enc for bom, enc in _OTHER_BOMS if head.startswith(bom)), None)
+    if name is None and b"\x00" in head:
+        name = "UTF-16LE" if head[1:2] == b"\x00" else "UTF-16BE" if head[:1] == b"\x00" else None
+        if name is None:
+            return  # a NUL further in: the reader names its line
+    if name is not None:
+        has_bom = any(head.startswith(bom) for bom, _ in _OTHER_BOMS)
+        fix = f"iconv -f {name[:-2] if has_bom else name} -t UTF-8"  # with a BOM iconv reads the byte order
+        src, out = shlex.quote(str(path)), shlex.quote(str(path).removesuffix(".gz") + ".utf8")
+        fix = f"gzip -dc {src} | {fix} > {out}" if _is_gzip(path) else f"{fix} {src} > {out}"
+        raise UnsupportedLogError(
+            path, 1, "file", f"the log is {name} (by its first bytes {head.hex(' ')}); VW logs are UTF-8: convert "
+            f"it first, e.g. {fix}")
+
+
+def _is_gzip(path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
 
 
 def truncation(fh) -> Optional[str]:
@@ -274,6 +306,7 @@ def read_events(
 
 
 # Characters no VW text line may hold (tab and the newlines that separate lines aside).
+_BOM_AT_LINE = re.compile("\n\ufeff")
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
 
@@ -388,9 +421,7 @@ def _read_text(path, fh, feedback_namespace, feedback_from_cost, skip_lines, max
             if skipping:
                 skipping = False
             else:
-                event = _text_piece(path, piece, line_no, feedback_namespace, feedback_from_cost, max_actions)
-                if event is not None:
-                    yield event
+                yield from _text_pieces(path, piece, line_no, feedback_namespace, feedback_from_cost, max_actions)
             line_no += piece.count("\n") + match.group().count("\n")
             pos = match.end()
         carry = text[pos:]
@@ -408,7 +439,22 @@ def _read_text(path, fh, feedback_namespace, feedback_from_cost, skip_lines, max
     if stopped:
         yield LogError(path, line_no, "file", f"{stopped}: the event from this line on is incomplete and was not read")
     elif not skipping:
-        event = _text_piece(path, carry, line_no, feedback_namespace, feedback_from_cost, max_actions)
+        yield from _text_pieces(path, carry, line_no, feedback_namespace, feedback_from_cost, max_actions)
+
+
+def _text_pieces(path, piece: str, line_no: int, *args):
+    """The events of ``piece`` (the text between two blank lines): one, or more where a byte-order
+    mark starts a line (UTF-8 files concatenated, ``cat a b > log``: where b begins, so does an
+    event, even without the blank line a's last event lacks)."""
+    if "\ufeff" not in piece:
+        event = _text_piece(path, piece, line_no, *args)
+        if event is not None:
+            yield event
+        return
+    starts = [0] + [m.start() + 1 for m in _BOM_AT_LINE.finditer(piece)]
+    for begin, end in zip(starts, starts[1:] + [len(piece)]):
+        part = piece[begin:end].lstrip("\ufeff")
+        event = _text_piece(path, part, line_no + piece.count("\n", 0, begin), *args)
         if event is not None:
             yield event
 
@@ -695,6 +741,8 @@ def _read_dsjson(path, fh, feedback_namespace, feedback_from_cost, skip_lines, m
             continue
         if not line.endswith("\n") and truncation(fh):
             break  # cut off where the file stops: reported below
+        if line.startswith("\ufeff"):  # a byte-order mark inside the file: UTF-8 files concatenated
+            line = line[1:]
         event = _parse_dsjson_event(path, line, line_no, feedback_from_cost, max_actions, feedback_namespace)
         if event is not None:
             yield event

@@ -53,6 +53,8 @@ REPLAY_STATE = "replay.json"
 # The CB's interactions cross the namespaces of a new replay's first events (a later one is
 # named by the summary's diagnostics).
 NAMESPACE_WINDOW = 1_000
+# The logs a model directory remembers having learned (for --continue's check), the latest kept.
+MAX_LEARNED_LOGS = 10_000
 # The summary's per-feedback rows (free-text feedback is unbounded); the rest share one row.
 MAX_FEEDBACK_ROWS = 10_000
 OTHER_FEEDBACK = "(other feedback values)"
@@ -234,6 +236,7 @@ def replay(
     resume: bool = False,
     continue_training: bool = False,
     overwrite: bool = False,
+    repeat: bool = False,
     on_bad_line: str = "fail",
     trace=None,
     limit: Optional[int] = None,
@@ -270,6 +273,10 @@ def replay(
     overwrite
         Replace a model already in ``model_dir``. Without it (or ``resume`` /
         ``continue_training``) a directory that holds a model is refused.
+    repeat
+        With ``continue_training``: train on a log the model has learned from before. The
+        model directory remembers each log it learned (its size and a digest of its first
+        and last MiB), and without ``repeat`` refuses one it has seen, whatever its name.
     on_bad_line
         ``"fail"``: stop at the first malformed event with :class:`LogError`, the
         models as of the last good event saved. ``"skip"``: skip, count and report it.
@@ -304,7 +311,7 @@ def replay(
         raise ValueError("resume, continue_training and overwrite exclude one another")
     mode = "resume" if resume else "continue" if continue_training else "overwrite" if overwrite else "new"
     with modeldir.writer(model_dir):
-        run = _Replay(stream, model_dir, options, mode)
+        run = _Replay(stream, model_dir, options, mode, repeat)
         run.ik_process = ik_process
         return run.run(checkpoint_every, trace, limit, progress)
 
@@ -354,8 +361,9 @@ def _no_feedback_note(context_namespaces, options: dict) -> str:
 class _Replay:
     """One replay: the learner (its CB in VW's driver), the stream, the summary, checkpoints."""
 
-    def __init__(self, stream: LogStream, model_dir: Path, options: dict, mode: str):
+    def __init__(self, stream: LogStream, model_dir: Path, options: dict, mode: str, repeat: bool = False):
         self.stream, self.model_dir, self.options = stream, model_dir, options
+        self.learned: list = []  # the logs this model directory has learned (see _log_digest)
         self.drivers: list = []  # the DriverCB the learner builds (for its memory and to stop it)
         self.ik_process: Optional[bool] = None  # the IK in a process of its own (see replay())
         self.pipe: Optional[IKPipeline] = None
@@ -364,8 +372,7 @@ class _Replay:
             if interrupted:  # most often the run that just failed on a bad line: say how to go on
                 raise CheckpointError(
                     f"{model_dir}: holds an interrupted replay{held}; --resume goes on from where it stopped (with "
-                    f"--on-bad-line skip to pass over bad lines), --continue trains it further on these logs as new ones, "
-                    f"--overwrite starts again from nothing")
+                    f"--on-bad-line skip to pass over bad lines), --overwrite starts again from nothing")
             raise CheckpointError(
                 f"{model_dir}: already holds a model{held}; --continue trains it further on "
                 f"these logs, --resume finishes an interrupted replay, --overwrite replaces it")
@@ -373,6 +380,17 @@ class _Replay:
             self.learner, state = self._resume(same_logs=False)
             self.summary = ReplaySummary()
             self.summary.continued_from = _events_of(state)
+            self.learned = _learned(state)
+            now = [_log_digest(p) for p in stream.paths]
+            seen = {entry["digest"]: entry for entry in self.learned}
+            again = [(p, seen[d["digest"]]) for p, d in zip(stream.paths, now) if d["digest"] in seen]
+            if again and not repeat:
+                self.learner.close()
+                detail = "; ".join(f"{p} (learned as {e['log']!r}, {e['size']:,} bytes)" for p, e in again)
+                raise CheckpointError(
+                    f"{model_dir}: has already learned from {detail}: --continue would train on its events twice. "
+                    f"Continue with a log it has not learned (today's), or pass --repeat to train on it again")
+            self.learned += now
         elif mode == "resume":
             self.learner, state = self._resume()
             try:
@@ -385,7 +403,9 @@ class _Replay:
                 raise CheckpointError(f"{model_dir / REPLAY_STATE}: not a replay state this version can resume "
                                       f"({err})") from None
             stream.start = position
+            self.learned = _learned(state)
         else:
+            self.learned = [_log_digest(p) for p in stream.paths]
             params = self._params()
             k = params.pop("num_actions", None)
             if k is None and params.get("ik_model", "features") == "slot":  # K slots: the first event's
@@ -448,7 +468,7 @@ class _Replay:
 
     def _save(self, complete: bool) -> None:
         state = {"options": self.options, "summary": self.summary.to_dict(), "position": self.position,
-                 "complete": complete}
+                 "complete": complete, "learned": self.learned[-MAX_LEARNED_LOGS:]}
         self.learner.save(self.model_dir, extra={REPLAY_STATE: state})
 
     def run(self, checkpoint_every: int, trace, limit: Optional[int], progress: bool) -> ReplaySummary:
@@ -598,6 +618,34 @@ def _events_of(state: dict) -> int:
         return int(summary.get("events", 0)) + int(summary.get("continued_from", 0))
     except (TypeError, ValueError, AttributeError, KeyError):
         return 0
+
+
+def _log_digest(path) -> dict:
+    """``{"log", "size", "digest"}`` of a log file: its size and a SHA-256 of its first and last
+    MiB (cheap on a log of gigabytes, and the same whatever the file is called)."""
+    import hashlib
+
+    path = Path(path)
+    size = path.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as fh:
+        digest.update(fh.read(_DIGEST_SPAN))
+        if size > _DIGEST_SPAN:
+            fh.seek(max(_DIGEST_SPAN, size - _DIGEST_SPAN))
+            digest.update(fh.read(_DIGEST_SPAN))
+    return {"log": path.name[:200], "size": size, "digest": digest.hexdigest()[:32]}
+
+
+_DIGEST_SPAN = 1 << 20
+
+
+def _learned(state: dict) -> list:
+    """The logs a replay state says its model learned (none for a state of an older version)."""
+    out = []
+    for entry in state.get("learned") or []:
+        if isinstance(entry, dict) and isinstance(entry.get("digest"), str) and isinstance(entry.get("size"), int):
+            out.append({"log": str(entry.get("log", "?"))[:200], "size": entry["size"], "digest": entry["digest"]})
+    return out
 
 
 def _trained_on(model_dir: Path) -> tuple:

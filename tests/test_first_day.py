@@ -266,3 +266,100 @@ def test_labelled_dsjson_has_no_negative_zero_and_the_model_dir_no_leftovers(tmp
     assert result.exit_code == 0, result.output
     text = (tmp_path / "out.dsjson").read_text()
     assert '"_label_cost": 0.0' in text.replace('":0.0', '": 0.0') and "-0.0" not in text
+
+
+# ---------------------------------------------------------------- item 8: the same log twice
+def test_continue_refuses_a_log_the_model_has_learned_whatever_its_name(tmp_path):
+    day1 = _text_log(tmp_path / "day1.txt", n=60)
+    assert _replay(day1, "--model-dir", tmp_path / "m").exit_code == 0
+    before = (tmp_path / "m" / "cb.model").read_bytes()
+    copy = tmp_path / "copy.txt"
+    copy.write_bytes(day1.read_bytes())
+    for log in (day1, copy):
+        result = _replay(log, "--model-dir", tmp_path / "m", "--continue")
+        assert result.exit_code == 2
+        assert f"has already learned from {log} (learned as 'day1.txt'" in result.output and "--repeat" in result.output
+    assert (tmp_path / "m" / "cb.model").read_bytes() == before
+    day2 = _text_log(tmp_path / "day2.txt", n=50)
+    assert _replay(day2, "--model-dir", tmp_path / "m", "--continue").exit_code == 0
+    again = _replay(day2, "--model-dir", tmp_path / "m", "--continue")  # remembered over continues too
+    assert again.exit_code == 2 and "day2.txt" in again.output
+    forced = _replay(copy, "--model-dir", tmp_path / "m", "--continue", "--repeat")
+    assert forced.exit_code == 0 and "continued a model trained on 110 events" in forced.output
+
+
+# ---------------------------------------------------------------- item 9: encodings
+@pytest.mark.parametrize("blank_between", [False, True])
+def test_utf8_files_with_byte_order_marks_concatenated_read_as_both(tmp_path, blank_between):
+    one = _text_log(tmp_path / "one.txt", n=30)
+    bom = b"\xef\xbb\xbf" + one.read_bytes().rstrip(b"\n") + b"\n" + (b"\n" if blank_between else b"")
+    log = tmp_path / "both.txt"
+    log.write_bytes(bom + bom)
+    result = _replay(log, "--model-dir", tmp_path / "m")
+    assert result.exit_code == 0, result.output
+    assert "events: 60  bad lines skipped: 0" in result.output
+    dsjson = _dsjson_log(tmp_path / "one.dsjson", n=10)
+    both = tmp_path / "both.dsjson"
+    both.write_bytes((b"\xef\xbb\xbf" + dsjson.read_bytes()) * 2)
+    result = _replay(both, "--model-dir", tmp_path / "m2")
+    assert result.exit_code == 0 and "events: 20  bad lines skipped: 0" in result.output, result.output
+
+
+@pytest.mark.parametrize("encoding, named, command", [
+    ("utf-16", "UTF-16LE", "iconv -f UTF-16 -t UTF-8"),
+    ("utf-16-le", "UTF-16LE", "iconv -f UTF-16LE -t UTF-8"),
+    ("utf-32", "UTF-32LE", "iconv -f UTF-32 -t UTF-8"),
+])
+def test_a_utf16_or_utf32_log_is_named_with_the_command_that_converts_it(tmp_path, encoding, named, command):
+    import shutil
+    import subprocess
+
+    text = _text_log(tmp_path / "u8.txt", n=5).read_text()
+    log = tmp_path / "u.txt"
+    log.write_bytes(text.encode(encoding))
+    result = _replay(log, "--model-dir", tmp_path / "m", "--on-bad-line", "skip")
+    assert result.exit_code == 2
+    assert f"u.txt:1: file: the log is {named}" in result.output and f"{command} {log} > {log}.utf8" in result.output
+    assert "control character" not in result.output
+    if shutil.which("iconv"):
+        converted = subprocess.run(command.split() + [str(log)], capture_output=True, check=True).stdout
+        assert converted.decode() == text  # the command given does convert it
+
+
+# ---------------------------------------------------------------- item 10: truncated and piped logs
+def _bad_text_log(tmp_path, n=40):
+    log = _text_log(tmp_path / "bad.txt", n=n)
+    text = log.read_text().split("\n\n")
+    text[5] = text[5].replace("0.333", "1.5", 1)
+    log.write_text("\n\n".join(text))
+    return log
+
+
+def test_errors_on_standard_input_name_it_and_say_how_to_go_on(tmp_path):
+    log = _bad_text_log(tmp_path)
+    result = CliRunner().invoke(main, ["replay", "-", "--model-dir", str(tmp_path / "m")], input=log.read_text())
+    assert result.exit_code == 2
+    assert "error: <stdin>:29: probability: 1.5" in result.output and "iglp-vw-stdin" not in result.output
+    assert "--overwrite" in result.output and "--resume" not in result.output  # standard input cannot be resumed
+    skipped = CliRunner().invoke(main, ["replay", "-", "--model-dir", str(tmp_path / "m2"), "--on-bad-line", "skip"],
+                                 input=log.read_text())
+    assert skipped.exit_code == 0 and "skipped: <stdin>:29" in skipped.output and "iglp-vw-stdin" not in skipped.output
+
+
+def test_predict_leaves_no_partial_output_and_evaluate_skips_bad_lines(tmp_path):
+    good = _text_log(tmp_path / "good.txt", n=40)
+    assert _replay(good, "--model-dir", tmp_path / "m").exit_code == 0
+    bad = _bad_text_log(tmp_path)
+    out = tmp_path / "scores.jsonl"
+    result = CliRunner().invoke(main, ["predict", str(bad), "--model-dir", str(tmp_path / "m"), "--out", str(out)])
+    assert result.exit_code == 2 and "bad.txt:29" in result.output
+    assert not out.exists() and not list(tmp_path.glob("scores.jsonl*"))
+    result = CliRunner().invoke(main, ["predict", str(bad), "--model-dir", str(tmp_path / "m"), "--out", str(out),
+                                       "--on-bad-line", "skip"])
+    assert result.exit_code == 0 and len(out.read_text().splitlines()) == 39
+    failed = CliRunner().invoke(main, ["evaluate", str(bad), "--model-dir", str(tmp_path / "m"), "--bootstrap", "20"])
+    assert failed.exit_code == 2 and "bad.txt:29" in failed.output
+    result = CliRunner().invoke(main, ["evaluate", str(bad), "--model-dir", str(tmp_path / "m"), "--bootstrap", "20",
+                                       "--on-bad-line", "skip"])
+    assert result.exit_code == 0, result.output
+    assert "skipped 1 bad events (first: " in result.output and " 39 " in result.output

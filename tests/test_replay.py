@@ -103,8 +103,10 @@ def test_continue_on_a_new_log_equals_one_replay_of_both(logs, tmp_path):
     assert day2.events == 1200 and day2.continued_from == 1200
     _same_models(both, daily, ("cb.model", "ik.model", "ik_prior.model", "state.json"))
     # and through the CLI, with its report
-    result = CliRunner().invoke(main, ["replay", str(logs / "g.txt"), "--model-dir", str(daily), "--continue",
-                                       "--limit", "10"])
+    args = ["replay", str(logs / "g.txt"), "--model-dir", str(daily), "--continue", "--limit", "10"]
+    result = CliRunner().invoke(main, args)  # day 1's log again: refused (issue 24 item 8)
+    assert result.exit_code == 2 and "has already learned from" in result.output and "--repeat" in result.output
+    result = CliRunner().invoke(main, args + ["--repeat"])
     assert result.exit_code == 0, result.output
     assert "continued a model trained on 2,400 events" in result.output
 
@@ -117,7 +119,7 @@ def test_a_trained_model_is_not_replaced_silently(logs, tmp_path):
     result = runner.invoke(main, args + ["--limit", "3"])
     assert result.exit_code == 2
     assert "holds an interrupted replay (trained on 300 events; last log: g.txt)" in result.output  # --limit
-    assert "--resume goes on from where it stopped" in result.output and "--continue" in result.output and "--overwrite" in result.output
+    assert "--resume goes on from where it stopped" in result.output and "--overwrite" in result.output
     assert (tmp_path / "m" / "cb.model").read_bytes() == before
     result = runner.invoke(main, args + ["--limit", "3", "--overwrite"])
     assert result.exit_code == 0 and "events: 3 " in result.output
