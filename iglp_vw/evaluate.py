@@ -263,8 +263,9 @@ def estimate(
 ) -> pd.DataFrame:
     """Estimates per (group, signal) from :func:`events_frame`'s rows.
 
-    ``signals``: default the ``max_signals`` most frequent, after ``inferred reward`` when
-    the frame has it; an unknown name is a :class:`ValueError` listing the ones seen.
+    ``signals``: default the ``max_signals`` most frequent; ``inferred reward`` comes first
+    whenever the frame has it (given signals or not); an unknown name is a
+    :class:`ValueError` listing the ones seen.
     ``by_group``: the overall rows (group ``"all"``) then one block per group. Returns
     columns ``group, signal, n, logging_rate`` and for each of ``ips, snips, dr, lift,
     delta`` the estimate with ``_low``/``_high`` bounds of its ``1 - alpha`` interval.
@@ -276,7 +277,7 @@ def estimate(
     if signals is None:
         signals = ([INFERRED] if has_inferred else []) + list(seen.index[:max_signals])
     else:
-        signals = list(signals)
+        signals = ([INFERRED] if has_inferred else []) + [s for s in signals if s != INFERRED]
         unknown = [s for s in signals if s not in seen.index and not (s == INFERRED and has_inferred)]
         if unknown:
             listed = ", ".join(f"{s} ({n:,})" for s, n in seen.head(30).items())

@@ -694,9 +694,10 @@ def _outcomes(outcomes, path, line_no):
             elif isinstance(value, dict):
                 _namespaces(value, escape(key), namespaces, f"o[{i}].{key}", path, line_no, 1)
             elif key == "v" and isinstance(value, (int, float, str)) and not isinstance(value, bool):
-                if not isinstance(value, str):
-                    value = _number(value, f"o[{i}].v", path, line_no)
-                namespaces.setdefault("v", []).append(f"v={escape(value)}")
+                if isinstance(value, str):  # a categorical outcome: "v": "like" is v=like
+                    namespaces.setdefault("v", []).append(f"v={escape(value)}")
+                else:  # a numeric one (Azure Personalizer's reward, "v": 0.8): a number, bucketed as dwell is
+                    namespaces.setdefault("v", []).append(f"v:{_number(value, f'o[{i}].v', path, line_no)}")
             else:
                 raise LogError(path, line_no, f"o[{i}].{key[:80]}", f"unknown feedback field {_short(key)}")
     if bad:

@@ -456,8 +456,9 @@ class _Replay:
             raise CheckpointError(f"{self.model_dir}: the checkpoint was written by a replay with other options: {detail}")
         learner = IGLP.load(self.model_dir, cb=self._driver)
         if not same_logs:
-            had = _comparable({k: v for k, v in learner.params.items() if k != "cb"})
-            given = _comparable({k: v for k, v in self._params().items() if k != "num_actions" or v is not None})
+            had = _without_ds_bad(_comparable({k: v for k, v in learner.params.items() if k != "cb"}))
+            given = _without_ds_bad(_comparable({k: v for k, v in self._params().items()
+                                                 if k != "num_actions" or v is not None}))
             diff = [(k, had.get(k), v) for k, v in sorted(given.items()) if had.get(k) != v]
             if diff:
                 learner.close()
@@ -618,6 +619,16 @@ def _events_of(state: dict) -> int:
         return int(summary.get("events", 0)) + int(summary.get("continued_from", 0))
     except (TypeError, ValueError, AttributeError, KeyError):
         return 0
+
+
+def _without_ds_bad(params: dict) -> dict:
+    """``params`` with DSJSON's ``_definitely_bad`` out of ``definitely_negative``: the replay adds
+    it itself (``--states 3`` on DSJSON), so a text day after a DSJSON day is the same model's."""
+    dn = params.get("definitely_negative")
+    if isinstance(dn, list) and DEFINITELY_BAD in dn:
+        rest = [n for n in dn if n != DEFINITELY_BAD]
+        params = {**params, "definitely_negative": rest or None}
+    return params
 
 
 def _log_digest(path) -> dict:
@@ -813,23 +824,24 @@ def predict_log(model_dir, paths, out, on_bad_line: str = "fail", feedback_names
 
 def action_ids(event) -> Optional[list]:
     """Each candidate's id: its feature ``id`` (``|Action id=17``; DSJSON ``{"Action": {"id": 17}}``,
-    at any depth), as text; ``None`` when a candidate has none."""
+    at any depth), as text; a candidate without one is named by its first feature as VW reads
+    it (``|A sku=123 price:2`` is ``sku=123``); ``None`` when a candidate has no feature."""
+    ids = None
     if event.raw is not None:
         try:
-            multi = event.raw["c"]["_multi"]
+            ids = [_json_id(a) for a in event.raw["c"]["_multi"]]
         except (KeyError, TypeError):
-            return None
-        ids = [_json_id(a) for a in multi]
-    else:
-        ids = []
-        for text in event.actions:
-            found = None
-            for token in str(text).split():
-                if token.startswith("id="):
-                    found = token[3:].split(":", 1)[0]
-                    break
-            ids.append(found)
-    return ids if len(ids) == len(event.actions) and all(i is not None for i in ids) else None
+            ids = None
+    if ids is None or len(ids) != len(event.actions):
+        ids = [None] * len(event.actions)
+    out = []
+    for found, text in zip(ids, event.actions):
+        if found is None:
+            tokens = [t for t in str(text).split() if not t.startswith("|")]
+            named = [t[3:].split(":", 1)[0] for t in tokens if t.startswith("id=")]
+            found = named[0] if named else (tokens[0].split(":", 1)[0] if tokens else None)
+        out.append(found)
+    return out if all(i is not None for i in out) else None
 
 
 def _json_id(obj, depth: int = 0):

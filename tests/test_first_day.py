@@ -363,3 +363,44 @@ def test_predict_leaves_no_partial_output_and_evaluate_skips_bad_lines(tmp_path)
                                        "--on-bad-line", "skip"])
     assert result.exit_code == 0, result.output
     assert "skipped 1 bad events (first: " in result.output and " 39 " in result.output
+
+
+# ---------------------------------------------------------------- the smaller ones of issue 24
+def test_predict_names_candidates_without_an_id_feature_by_their_first_feature(tmp_path):
+    log = _text_log(tmp_path / "l.txt", n=30)  # candidates are |A item0, |A item1, |A item2
+    assert _replay(log, "--model-dir", tmp_path / "m").exit_code == 0
+    result = CliRunner().invoke(main, ["predict", str(log), "--model-dir", str(tmp_path / "m")])
+    import json
+
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert len(rows) == 30 and all(r["action_id"] == f"item{r['action']}" for r in rows)
+
+
+def test_evaluate_with_signals_keeps_the_inferred_reward_first(tmp_path):
+    log = _text_log(tmp_path / "l.txt", n=60)
+    assert _replay(log, "--model-dir", tmp_path / "m").exit_code == 0
+    result = CliRunner().invoke(main, ["evaluate", str(log), "--model-dir", str(tmp_path / "m"), "--signal", "click",
+                                       "--bootstrap", "20"])
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for line in result.output.splitlines()[1:3]]
+    assert rows[0][1:3] == ["inferred", "reward"] and rows[1][1] == "click"
+
+
+def test_a_text_day_continues_a_dsjson_day_with_three_states(tmp_path):
+    """--states 3 on DSJSON adds _definitely_bad to the model's definitely-negative names; a text
+    log the next day is the same model's options, not a mismatch naming what the user never passed."""
+    assert _replay(_dsjson_log(tmp_path / "d1.dsjson"), "--model-dir", tmp_path / "m", "--states", "3").exit_code == 0
+    result = _replay(_text_log(tmp_path / "d2.txt"), "--model-dir", tmp_path / "m", "--states", "3", "--continue")
+    assert result.exit_code == 0, result.output
+    assert "_definitely_bad" not in result.output
+
+
+def test_a_numeric_dsjson_outcome_is_a_number():
+    import json
+
+    from iglp_vw.logs import _parse_dsjson_event
+
+    obj = {"_label_cost": 0, "_label_probability": 0.5, "_labelIndex": 0, "o": [{"v": 0.8}, {"v": "like"}],
+           "c": {"_multi": [{"A": {"id": 1}}, {"A": {"id": 2}}]}}
+    event = _parse_dsjson_event("f", json.dumps(obj), 1, False)
+    assert str(event.feedback) == "|v v:0.8 v=like"

@@ -124,7 +124,7 @@ def test_a_set_of_definitely_negative_signals_is_saved_as_a_list(production_log,
     replay([log], tmp_path / "m", learner_params=params)
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["params"]["definitely_negative"] == ["dislike", "hide"]
-    more = replay([log], tmp_path / "m", learner_params=params, continue_training=True)
+    more = replay([log], tmp_path / "m", learner_params=params, continue_training=True, repeat=True)
     assert more.continued_from == 300
 
 
