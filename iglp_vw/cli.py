@@ -241,10 +241,12 @@ def grounded(dataset, covertype_path, passes, users, words, bizarro_share, segme
 @click.option("--max-actions", type=click.IntRange(2), default=None,
               help="Events with more candidates are bad lines (default 1024).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds VW and the learner's sampling.")
-@click.option("--feedback-model", type=click.Choice(["decoder", "signals"]), default="decoder", show_default=True,
+@click.option("--feedback-model", type=click.Choice(["auto", "decoder", "signals"]), default="auto", show_default=True,
               help="decoder: (user, feedback value) pairs grouped by the communication decoder; signals: the "
                    "feedback read as signals per user segment, for logs with several signals per event "
-                   "(click, like, dwell, ...), most users seen once and styles that go with a segment.")
+                   "(click, like, dwell, ...), most users seen once and styles that go with a segment; auto: "
+                   "signals when 20% of the first 1,000 events' feedback carries several signals, else decoder "
+                   "(the summary says which). --continue keeps the model's.")
 @click.option("--user-namespace", default="User", show_default=True, help="Context namespace that says whose feedback it is.")
 @LOGS
 @click.option("--feedback-from-cost", is_flag=True,
@@ -281,7 +283,7 @@ def replay(logs, model_dir, states, alpha, definitely_negative, definitely_posit
     params = {"states": int(states), "alpha": alpha, "cb_args": cb_args, "ik_args": ik_args, "seed": seed,
               "user_namespace": user_namespace, "ik_model": ik_model, "max_users": max_users,
               "user_features": user_features}
-    if feedback_model != "decoder":
+    if feedback_model != "decoder":  # auto: resolved by the replay from the log's first events
         params["feedback_model"] = feedback_model
     if definitely_negative:
         params["definitely_negative"] = sorted(definitely_negative)

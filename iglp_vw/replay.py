@@ -44,7 +44,7 @@ from .logs import (
     format_text_event,
 )
 from .stream import LogStream
-from .signals import feedback_tokens
+from .signals import SEVERAL_SIGNALS_SHARE, choose_feedback_model, feedback_tokens
 from .vw import feedback_key, namespace_set
 
 __all__ = ["replay", "predict_log", "label_log", "ReplaySummary", "CheckpointError"]
@@ -89,6 +89,7 @@ class ReplaySummary:
     slot_ik: bool = False  # the learner's IK is keyed by position (then changing action sets are warned about)
     continued_from: int = 0  # events the model had learned before this replay (--continue)
     cb_args: str = ""  # the CB's VW arguments as run (with the interactions the learner added)
+    feedback_model: str = ""  # how feedback_model="auto" was resolved, in words
 
     def add(self, feedback: str, has_feedback: bool, rho: float) -> None:
         self.events += 1
@@ -132,6 +133,7 @@ class ReplaySummary:
             "ik_peak_rss_mb": self.ik_peak_rss_mb,
             "continued_from": self.continued_from,
             "cb_args": self.cb_args,
+            "feedback_model": self.feedback_model,
         }
 
     @classmethod
@@ -148,6 +150,7 @@ class ReplaySummary:
         out.driver_peak_rss_mb = d.get("driver_peak_rss_mb", 0.0)
         out.ik_peak_rss_mb = d.get("ik_peak_rss_mb", 0.0)
         out.continued_from = d.get("continued_from", 0)
+        out.feedback_model = d.get("feedback_model", "")
         out.cb_args = d.get("cb_args", "")
         return out
 
@@ -177,6 +180,8 @@ class ReplaySummary:
                 lines.append("  " + _share_line(fb, self.shares(counts), sum(counts.values())))
             if len(signals) > top:
                 lines.append(f"  ... and {len(signals) - top} more signals")
+        if self.feedback_model:
+            lines.append(f"feedback model: {self.feedback_model}")
         if self.cb_args:
             lines.append(f"CB: VW {self.cb_args}")
         for err in self.errors:
@@ -406,16 +411,18 @@ class _Replay:
             self.learned = _learned(state)
         else:
             self.learned = [_log_digest(p) for p in stream.paths]
+            head = stream.head(NAMESPACE_WINDOW)
+            _check_feedback(head, options)
             params = self._params()
+            self.summary = ReplaySummary()
+            if params.get("feedback_model") == AUTO:
+                params["feedback_model"], self.summary.feedback_model = _resolve_feedback_model(head, params)
             k = params.pop("num_actions", None)
             if k is None and params.get("ik_model", "features") == "slot":  # K slots: the first event's
                 k = max(2, len(stream.first_event().actions))
             self.learner = IGLP(num_actions=k, **params, cb=self._driver)
-            self.summary = ReplaySummary()
-            head = stream.head(NAMESPACE_WINDOW)
             for event in head:  # the CB's interactions cross all their namespaces
                 self.learner.see_namespaces(event.context, event.actions)
-            _check_feedback(head, options)
 
     def _params(self) -> dict:
         """The learner's arguments as the replay builds it (DSJSON's ``_definitely_bad`` added)."""
@@ -447,6 +454,11 @@ class _Replay:
             raise CheckpointError(f"{self.model_dir}: its replay was interrupted; finish it with --resume (same "
                                   f"logs) before --continue on new ones")
         saved, now = state["options"], _comparable(self.options)
+        given, had = now.get("learner_params") or {}, (saved.get("learner_params") or {}) if isinstance(saved, dict) else {}
+        if given.get("feedback_model") == AUTO and isinstance(had, dict):  # auto: whichever the model has
+            given.pop("feedback_model")
+            if "feedback_model" in had:
+                given["feedback_model"] = had["feedback_model"]
         keys = set(saved) | set(now)
         if not same_logs:  # new logs; the options given must be the loaded learner's
             keys -= {"logs", "formats", "learner_params"}
@@ -458,7 +470,8 @@ class _Replay:
         if not same_logs:
             had = _without_ds_bad(_comparable({k: v for k, v in learner.params.items() if k != "cb"}))
             given = _without_ds_bad(_comparable({k: v for k, v in self._params().items()
-                                                 if k != "num_actions" or v is not None}))
+                                                 if (k != "num_actions" or v is not None)
+                                                 and (k != "feedback_model" or v != AUTO)}))  # auto: the model's
             diff = [(k, had.get(k), v) for k, v in sorted(given.items()) if had.get(k) != v]
             if diff:
                 learner.close()
@@ -619,6 +632,22 @@ def _events_of(state: dict) -> int:
         return int(summary.get("events", 0)) + int(summary.get("continued_from", 0))
     except (TypeError, ValueError, AttributeError, KeyError):
         return 0
+
+
+# replay(learner_params={"feedback_model": "auto"}) (the command line's default): chosen from the
+# first NAMESPACE_WINDOW events (iglp_vw.signals.choose_feedback_model).
+AUTO = "auto"
+
+
+def _resolve_feedback_model(head: list, params: dict) -> tuple:
+    """``(feedback_model, why)`` for ``feedback_model="auto"`` from a log's first events."""
+    model, share = choose_feedback_model([e.feedback if e.has_feedback else None for e in head])
+    why = (f"{share:.0%} of the first {len(head):,} events' feedback carries several signals at once, and from "
+           f"{SEVERAL_SIGNALS_SHARE:.0%} on the signals model is taken")
+    if model == "signals" and (params.get("ik_model", "features") != "features"
+                               or params.get("extreme_test", "group") != "group"):
+        return "decoder", f"decoder (auto: {why}, but the signals model needs --ik-model features)"
+    return model, f"{model} (auto: {why}; --feedback-model decoder|signals to choose)"
 
 
 def _without_ds_bad(params: dict) -> dict:

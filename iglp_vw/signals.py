@@ -192,3 +192,34 @@ class SignalCells:
     def set_state(self, state: dict) -> None:
         self.picker = SegmentPicker.from_state(state["picker"])
         self.negative = {str(c): [float(v[0]), float(v[1])] for c, v in state["negative"].items()}
+
+
+# ``feedback_model="auto"`` (the command line's default) takes the signals model when at least
+# this share of the first events with feedback carry several signals at once.
+SEVERAL_SIGNALS_SHARE = 0.2
+
+
+def choose_feedback_model(feedbacks) -> tuple:
+    """``(model, share)``: ``"signals"`` when at least :data:`SEVERAL_SIGNALS_SHARE` of the given
+    feedback values (VW text; ``None`` or the no-feedback marker are passed over) carry two
+    signals or more (``|Feedback click:1 dwell:37.2``), else ``"decoder"`` (one word, one
+    reaction per event: the decoder's groups of (user, value) pairs); ``share`` is that share.
+
+    >>> choose_feedback_model(["|Feedback click:1 dwell:37.2", "|Feedback click:1", None])
+    ('signals', 0.5)
+    >>> choose_feedback_model(["|Feedback word=w3", "|Feedback word=w7"])
+    ('decoder', 0.0)
+    """
+    from .vw import feedback_key
+
+    seen = several = 0
+    for fb in feedbacks:
+        if fb is None:
+            continue
+        tokens = set(feedback_tokens(feedback_key(str(fb)))) - {"none"}
+        if not tokens:
+            continue
+        seen += 1
+        several += len(tokens) > 1
+    share = several / seen if seen else 0.0
+    return ("signals" if seen and share >= SEVERAL_SIGNALS_SHARE else "decoder"), share

@@ -1,6 +1,7 @@
 """The production-like world (iglp_vw.sim.production) and the signals feedback model on it."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,8 @@ from iglp_vw.replay import replay
 from iglp_vw.sim.production import (NEGATIVE_SIGNALS, STYLES, ProductionWorld, formula_reward,
                                     write_production_log)
 from iglp_vw.signals import SegmentPicker, SignalCells
+
+DATA = Path(__file__).resolve().parent.parent / "data"
 
 DN = set(NEGATIVE_SIGNALS)
 
@@ -176,3 +179,28 @@ def test_signal_cells_escape_what_reaches_vw_and_pool_events_alike_but_for_a_neg
         cells.count(cell, False, 3.0)
     assert cells.cell_is_negative(cell)  # 25% labelled at alpha 0.5: half the cell is negative
     assert not cells.cell_is_negative("|like:1")
+
+
+def test_the_command_line_picks_the_signals_model_for_several_signals_and_keeps_the_models_on_continue(tmp_path):
+    """--feedback-model auto (the default): several signals per event take the signals model, one
+    word per event the decoder; the summary says which and why, and --continue keeps the model's."""
+    runner = CliRunner()
+    log = tmp_path / "p.txt"
+    write_production_log(ProductionWorld(n_users=300, seed=2), log, 1500, seed=2)
+    out = runner.invoke(main, ["replay", str(log), "--model-dir", str(tmp_path / "m"), "--limit", "1000"])
+    assert out.exit_code == 0, out.output
+    assert "feedback model: signals (auto: " in out.output and "carries several signals at once" in out.output
+    assert IGLP.load(tmp_path / "m").feedback_model == "signals"
+    resumed = runner.invoke(main, ["replay", str(log), "--model-dir", str(tmp_path / "m"), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    day2 = tmp_path / "p2.txt"
+    write_production_log(ProductionWorld(n_users=300, seed=2), day2, 300, seed=3)
+    continued = runner.invoke(main, ["replay", str(day2), "--model-dir", str(tmp_path / "m"), "--continue"])
+    assert continued.exit_code == 0, continued.output
+    assert IGLP.load(tmp_path / "m").feedback_model == "signals"
+    grounded = runner.invoke(main, ["replay", str(DATA / "grounded_digits.txt.gz"), "--model-dir",
+                                    str(tmp_path / "g"), "--limit", "500"])
+    assert grounded.exit_code == 0 and "feedback model: decoder (auto: 0% of the first 1,000" in grounded.output
+    decoder = runner.invoke(main, ["replay", str(log), "--model-dir", str(tmp_path / "d"), "--feedback-model",
+                                   "decoder", "--limit", "200"])
+    assert decoder.exit_code == 0 and "feedback model:" not in decoder.output
