@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import re
 import shlex
@@ -369,6 +370,7 @@ class _Replay:
     def __init__(self, stream: LogStream, model_dir: Path, options: dict, mode: str, repeat: bool = False):
         self.stream, self.model_dir, self.options = stream, model_dir, options
         self.learned: list = []  # the logs this model directory has learned (see _log_digest)
+        self.before: Optional[dict] = None  # a --continue run: the previous replay's summary (to compare)
         self.drivers: list = []  # the DriverCB the learner builds (for its memory and to stop it)
         self.ik_process: Optional[bool] = None  # the IK in a process of its own (see replay())
         self.pipe: Optional[IKPipeline] = None
@@ -386,6 +388,7 @@ class _Replay:
             self.summary = ReplaySummary()
             self.summary.continued_from = _events_of(state)
             self.learned = _learned(state)
+            self.before = _previous(state.get("summary"))
             now = [_log_digest(p) for p in stream.paths]
             seen = {entry["digest"]: entry for entry in self.learned}
             again = [(p, seen[d["digest"]]) for p, d in zip(stream.paths, now) if d["digest"] in seen]
@@ -409,6 +412,7 @@ class _Replay:
                                       f"({err})") from None
             stream.start = position
             self.learned = _learned(state)
+            self.before = _previous(state.get("before"))
         else:
             self.learned = [_log_digest(p) for p in stream.paths]
             head = stream.head(NAMESPACE_WINDOW)
@@ -483,6 +487,8 @@ class _Replay:
     def _save(self, complete: bool) -> None:
         state = {"options": self.options, "summary": self.summary.to_dict(), "position": self.position,
                  "complete": complete, "learned": self.learned[-MAX_LEARNED_LOGS:]}
+        if self.before is not None:
+            state["before"] = self.before
         self.learner.save(self.model_dir, extra={REPLAY_STATE: state})
 
     def run(self, checkpoint_every: int, trace, limit: Optional[int], progress: bool) -> ReplaySummary:
@@ -551,6 +557,8 @@ class _Replay:
         summary.warnings = learner.diagnostics()
         if summary.events and not summary.with_feedback:
             summary.warnings.insert(0, _no_feedback_note(learner.namespaces_seen["context"], self.options))
+        if self.before is not None:
+            summary.warnings += _moved(ReplaySummary.from_dict(self.before), summary)
         summary.slot_ik = learner.ik_model == "slot"
         summary.cb_args = learner.cb_full_args or ""
         self._account(summary, started, elapsed_before, bad_before, errors_before)
@@ -648,6 +656,66 @@ def _resolve_feedback_model(head: list, params: dict) -> tuple:
                                or params.get("extreme_test", "group") != "group"):
         return "decoder", f"decoder (auto: {why}, but the signals model needs --ik-model features)"
     return model, f"{model} (auto: {why}; --feedback-model decoder|signals to choose)"
+
+
+# A --continue run compares each signal's inferred reward with the previous replay's: signals
+# with this many events in both, whose share of +1 (or of -1) moved by this much and by this
+# many standard errors, are named.
+MOVED_MIN_EVENTS = 100
+MOVED_MIN_CHANGE = 0.15
+MOVED_Z = 4.0
+MOVED_SHOWN = 5
+
+
+def _previous(summary) -> Optional[dict]:
+    """What a later --continue compares with: the per-signal counts of a replay's summary."""
+    if not isinstance(summary, dict):
+        return None
+    try:
+        before = ReplaySummary.from_dict(summary)
+    except (KeyError, TypeError, ValueError, AttributeError):  # an older or edited state: nothing to compare
+        return None
+    kept = before.to_dict()
+    return {k: kept[k] for k in ("events", "bad_lines", "with_feedback", "seconds", "rewards", "by_feedback",
+                                 "by_signal")}
+
+
+def _moved(before: "ReplaySummary", now: "ReplaySummary") -> list:
+    """A note naming the signals whose inferred reward moved since the previous replay, or none.
+
+    A continued model carries yesterday's evidence about each user, so when conventions change
+    it follows slowly (issue 25): the shares of ρ̂ per signal moving from one day to the next
+    are the visible sign of it (or of a change in what is shown)."""
+    def rows(s: "ReplaySummary") -> dict:
+        table = s.by_signal if len(s.by_signal) > 1 else s.by_feedback
+        return {k: v for k, v in table.items() if k not in ("none", OTHER_FEEDBACK) and sum(v.values())}
+
+    old, new = rows(before), rows(now)
+    moved = []
+    for name in old.keys() & new.keys():
+        n0, n1 = sum(old[name].values()), sum(new[name].values())
+        if min(n0, n1) < MOVED_MIN_EVENTS:
+            continue
+        a, b = before.shares(old[name]), now.shares(new[name])
+        for sign in ("+", "-"):
+            pooled = (a[sign] * n0 + b[sign] * n1) / (n0 + n1)
+            se = math.sqrt(max(pooled * (1 - pooled), 1e-12) * (1 / n0 + 1 / n1))
+            change = b[sign] - a[sign]
+            if abs(change) >= MOVED_MIN_CHANGE and abs(change) / se >= MOVED_Z:
+                moved.append((abs(change), name, sign, a[sign], b[sign], n0, n1))
+                break
+    if not moved:
+        return []
+    moved.sort(key=lambda m: (-m[0], m[1]))
+    shown = "; ".join(f"{name}: {'+1' if sign == '+' else '-1/alpha'} on {p0:.0%} of its events before, {p1:.0%} now "
+                      f"(n={n0:,} → {n1:,})" for _, name, sign, p0, p1, n0, n1 in moved[:MOVED_SHOWN])
+    more = f" and {len(moved) - MOVED_SHOWN} more" if len(moved) > MOVED_SHOWN else ""
+    return [
+        f"the inferred reward of {len(moved)} signal(s) moved since the model's previous replay: {shown}{more}. "
+        "Users' conventions may have changed (or what is shown to them): a continued model carries its past "
+        "evidence about each user and follows a change slowly, so compare it with a fresh model of this log "
+        "(replay it into a new --model-dir, then evaluate both) before publishing it"
+    ]
 
 
 def _without_ds_bad(params: dict) -> dict:
