@@ -163,6 +163,12 @@ class ReplaySummary:
             f"with feedback: {self.with_feedback:,}  time: {self.seconds:.1f} s  ({rate:,.0f} events/s)",
             _share_line("inferred reward", self.shares(), self.events),
         ]
+        soft = {r: n for r, n in self.rewards.items() if 0 < abs(r) < 1}
+        if soft:  # the signals model's soft rewards: counted in the shares above, named apart
+            n_soft = sum(soft.values())
+            mean = sum(r * n for r, n in soft.items()) / n_soft
+            lines.append(f"  of which soft (0 < |rho| < 1, informative cells short of extreme): {n_soft / self.events:.1%} "
+                         f"of events, mean rho {mean:+.2f}")
         if self.continued_from:
             lines.insert(0, f"continued a model trained on {self.continued_from:,} events")
         if self.unlabelled:

@@ -154,6 +154,15 @@ class GroupTest:
             return float(ratio > self._informative and (top() if callable(top) else bool(top)))
         return 0.0
 
+    def soft_strength(self, code: str) -> float:
+        """A confidently informative group's long-horizon mean ratio as a reward in [0, 1]:
+        ``clip((mean - 1) / (threshold - 1), 0, 1)`` (Zhang et al., NeurIPS 2024's Lipschitz
+        reward, per group rather than per event); 0 for a group that is not informative."""
+        s = self._stats.get(code)
+        if not s or not s[5] or not s[7]:
+            return 0.0
+        return min(max((s[6] / s[7] - 1.0) / (self.threshold - 1.0), 0.0), 1.0)
+
     @property
     def mixed(self) -> bool:
         """Mixed-group mode: ``patience`` events seen, no group extreme, an informative one."""
