@@ -46,7 +46,7 @@ import csv
 import gzip
 import json
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator
 
 import numpy as np
 
