@@ -21,16 +21,12 @@ from .ik import ActionFeatureIK, InverseKinematics
 from .reward import GroupTest, is_extreme, reward_from_test
 from .signals import SignalCells
 from .vw import (
-    _INTERACTION_FLAGS, _NAMESPACE_NAME, VWTexts, auto_interactions, split_args, Features, cb_arguments, check_model_args, check_vw_args, drop_namespaces, escape,
-    feedback_key, format_namespaces, interaction_char, interaction_terms, names_interactions, namespace_names,
-    namespace_set, user_key,
+    VWTexts, Features, auto_interactions, cb_arguments, check_model_args, check_text, check_vw_args, drop_namespaces,
+    escape, feedback_key, format_namespaces, interaction_char, interaction_options, interaction_terms,
+    names_interactions, namespace_chars, namespace_names, split_args, user_key,
 )
 
 __all__ = ["IGLP", "DEFAULT_CB_ARGS", "IKPipeline", "InferenceWarning", "sample_pmf"]
-
-
-def _term_flags(args) -> list:
-    return [t for t in split_args(args) if t in _INTERACTION_FLAGS and t != "--experimental_full_name_interactions"]
 
 
 class InferenceWarning(UserWarning):
@@ -48,6 +44,8 @@ DEFAULT_CB_ARGS = "--cb_explore_adf --epsilon 0.05"
 MAX_NUM_ACTIONS = 1 << 16
 # The namespaces a learner remembers having seen (context and actions, each), for diagnostics.
 MAX_NAMESPACES_KEPT = 64
+# Action texts remembered as noted, so that a catalogue's recurring items are not parsed per event.
+MAX_TEXTS_NOTED = 4096
 # Importance weights 1/(K p) are capped here: a logged probability of 1e-300 would otherwise
 # weigh 1e299 and swamp the decoder's counts and the group test for thousands of events.
 # ε-greedy with ε = 0.05 over 10 actions weighs at most 20.
@@ -317,11 +315,14 @@ class IGLP(Estimator):
         self._ik = _IK[ik_model](self.num_actions, ik_args, self.seed)
         self._cb = None  # built on the first event (interactions come from its namespaces)
         self._cb_full_args: Optional[str] = None
-        # Namespaces for the CB's interactions: those named before the first event (see
-        # see_namespaces), and every namespace's name with the event it first came at.
+        # Namespaces for the CB's interactions: the characters of those named before the first
+        # event (see_namespaces), and every context and action namespace's name (' ': the
+        # default one) with the event it first came at (diagnostics).
         self._ns_expected: tuple = ([], [])
         self._ns_window = 0
         self._ns_seen: tuple = ({}, {})
+        self._ns_last_actions = None  # the action texts last noted (a catalogue's come back as one object)
+        self._ns_known: set = set()  # action texts already noted (a catalogue's items recur): not parsed again
         self._guess = None  # the guessing IK of mixed groups (see _guess_vectors), started when needed
         self._guess_stats: dict = {}
         self._new_user = False  # the last event's user was new to the decoder (see `user_features`)
@@ -334,7 +335,6 @@ class IGLP(Estimator):
         self._weight_seen = 0.0  # Σ importance weights, and of events with ρ̂ != 0: the share of
         self._weight_inferred = 0.0  # inferred rewards under the synthetic uniform policy
         self._without_user = 0  # events whose context lacks the user namespace
-        self._namespaces_seen: list = []  # context namespaces of those (a few, for the warning)
         self._warned: set = set()
         self.last: dict = {}
 
@@ -386,20 +386,32 @@ class IGLP(Estimator):
         if self._cb is not None:
             return
         for side, features in [(0, context)] + [(1, a) for a in actions]:
-            names = namespace_set([features]) if isinstance(features, str) else [escape(str(k)) for k in features or ()]
-            chars = self._ns_expected[side]
-            for name in names:
-                if name.strip() and interaction_char(name) not in chars:
-                    chars.append(interaction_char(name))
+            if isinstance(features, str):  # VW text: checked as learn checks it
+                chars = namespace_chars(check_text(features, "context" if side == 0 else "actions"), ())[0]
+            else:  # a dict: its keys, named as format_namespaces names them (without formatting the features)
+                chars = [interaction_char(escape(k if type(k) is str else str(k))) for k in features or ()]
+            known = self._ns_expected[side]
+            known += [c for c in dict.fromkeys(chars) if c not in known]
         self._ns_window += 1
 
     def _note_namespaces(self, ctx_text: str, action_texts: Sequence[str]) -> None:
         """Record the namespaces of a learned event that were not seen before (a few dozen at most)."""
-        for seen, names in ((self._ns_seen[0], _NAMESPACE_NAME.findall(ctx_text)),
-                            (self._ns_seen[1], _NAMESPACE_NAME.findall(" ".join(action_texts)))):
-            for name in names:
-                if name not in seen and len(seen) < MAX_NAMESPACES_KEPT:
-                    seen[name] = self.n_learned
+        self._note(self._ns_seen[0], namespace_names(ctx_text))
+        if action_texts is self._ns_last_actions:
+            return
+        self._ns_last_actions = action_texts
+        known = self._ns_known
+        for text in action_texts:
+            if text not in known:
+                if len(known) >= MAX_TEXTS_NOTED:
+                    known.clear()
+                known.add(text)
+                self._note(self._ns_seen[1], namespace_names(text))
+
+    def _note(self, seen: dict, names) -> None:
+        for name in names:
+            if name not in seen and len(seen) < MAX_NAMESPACES_KEPT:
+                seen[name] = self.n_learned
 
     # ------------------------------------------------------------------- API
     def predict(self, context: Features, actions: Sequence[Features]) -> list:
@@ -424,7 +436,6 @@ class IGLP(Estimator):
 
     def _cb_learn(self, ctx_text, action_texts, action, prob, rho, new_user: bool) -> None:
         cb = self._cb_for(ctx_text, action_texts)
-        self._note_namespaces(ctx_text, action_texts)
         if new_user:  # learned as the population's, like the IK (see `user_features`)
             ctx_text = drop_namespaces(ctx_text, self.user_namespace)
         cb.learn(ctx_text, action_texts, action, -rho, prob)  # lines 11-18
@@ -703,12 +714,8 @@ class IGLP(Estimator):
             self.n_learned += 1
             self._weight_seen += weight
             self._weight_inferred += weight * (rho != 0.0)
-            if not staged.user:
-                self._without_user += 1
-                if len(self._namespaces_seen) < 20:
-                    for name in namespace_names(staged.ctx_text):
-                        if name not in self._namespaces_seen and len(self._namespaces_seen) < 20:
-                            self._namespaces_seen.append(name)
+            self._without_user += not staged.user
+            self._note_namespaces(staged.ctx_text, staged.action_texts)
             if self.n_learned == self.patience or (self.n_learned > self.patience and self.n_learned % self.patience == 0):
                 for message in self.diagnostics():
                     kind = message.split(" ", 3)[:3]  # one warning of each kind
@@ -732,7 +739,7 @@ class IGLP(Estimator):
     def namespaces_seen(self) -> dict:
         """The namespaces of the events learned so far: ``{"context": [...], "action": [...]}``
         in the order they first came (a few dozen at most; the feedback namespace is not among them)."""
-        return {"context": list(self._ns_seen[0]), "action": list(self._ns_seen[1])}
+        return {side: [n for n in seen if n != " "] for side, seen in zip(("context", "action"), self._ns_seen)}
 
     @property
     def cb_full_args(self) -> Optional[str]:
@@ -764,7 +771,7 @@ class IGLP(Estimator):
         """
         out = []
         if self.n_learned and self._without_user == self.n_learned:
-            seen = ", ".join(repr(n) for n in self._namespaces_seen) or "none"
+            seen = ", ".join(repr(n) for n in list(self._ns_seen[0])[:20]) or "none"
             out.append(
                 f"no event's context has the user namespace {self.user_namespace!r} (context namespaces seen: "
                 f"{seen}): every event counts as one unknown user, so personal conventions cannot be learned "
@@ -809,16 +816,17 @@ class IGLP(Estimator):
         if not args or not self.n_learned:
             return []
         out = []
-        (ctx, act), terms = self._ns_seen, interaction_terms(args)
-        crossed = {ch for term in terms for ch in term}
-        shown = " ".join(f"{flag} {''.join(t)}" for t, flag in zip(terms, _term_flags(args))) or "none"
+        ctx, act = self.namespaces_seen["context"], self.namespaces_seen["action"]
+        crossed = {ch for term in interaction_terms(args) for ch in term}
+        shown = " ".join(f"{flag} {value}" for flag, value in interaction_options(args)) or "none"
         if not names_interactions(self.cb_args):  # resolved here: do they cover every namespace seen?
             window = f"the first {self._ns_window:,} events" if self._ns_window > 1 else "the first event"
-            late = [(side, name, at) for side, seen in (("context", ctx), ("action", act))
-                    for name, at in seen.items() if interaction_char(name) not in crossed]
+            late = [(side, name, seen[name]) for side, names, seen in (("context", ctx, self._ns_seen[0]),
+                                                                        ("action", act, self._ns_seen[1]))
+                    for name in names if interaction_char(name) not in crossed]
             if late:
                 wanted = shlex.join(split_args(self.cb_args) + auto_interactions(
-                    " ".join(f"|{n} " for n in ctx), [" ".join(f"|{n} " for n in act)]))
+                    "", (), more=([interaction_char(n) for n in ctx], [interaction_char(n) for n in act])))
                 names = ", ".join(f"{side} namespace {name!r} (first at event {at:,})" for side, name, at in late)
                 out.append(
                     f"the CB's interactions ({shown}) were resolved from {window} and do not cross {names} with the "
@@ -898,7 +906,6 @@ class IGLP(Estimator):
             "weight_seen": self._weight_seen,
             "weight_inferred": self._weight_inferred,
             "without_user": self._without_user,
-            "namespaces_seen": self._namespaces_seen,
             "cb_namespaces": {"context": self._ns_seen[0], "action": self._ns_seen[1], "window": self._ns_window},
             "guess": None if self._guess is None else self._guess_stats,
             "signals": None if self._signals is None else self._signals.get_state(),
@@ -958,8 +965,8 @@ class IGLP(Estimator):
             self._weight_seen = float(state.get("weight_seen", 0.0))
             self._weight_inferred = float(state.get("weight_inferred", 0.0))
             self._without_user = int(state.get("without_user", 0))
-            self._namespaces_seen = [str(n) for n in state.get("namespaces_seen", [])][:20]
-            ns = state.get("cb_namespaces") or {}
+            ns = state.get("cb_namespaces") or {  # an older state: its context namespaces, as at event 0
+                "context": dict.fromkeys(state.get("namespaces_seen", []), 0)}
             self._ns_seen = tuple({str(k): int(v) for k, v in list((ns.get(side) or {}).items())[:MAX_NAMESPACES_KEPT]}
                                   for side in ("context", "action"))
             self._ns_window = int(ns.get("window", 0))

@@ -217,13 +217,12 @@ def open_log(path) -> io.TextIOBase:
     if path.is_dir():
         raise IsADirectoryError(f"{path}: is a directory, not a log file")
     with open(path, "rb") as fh:
-        magic = fh.read(2)
-    if magic == b"\x1f\x8b":
+        head = fh.read(4)
+    if head[:2] == b"\x1f\x8b":
         raw = io.BufferedReader(_GzipStream(path), 1 << 20)
-        _check_encoding(path, raw.peek(4)[:4])
+        _check_encoding(path, raw.peek(4)[:4], gzipped=True)
         return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace")
-    with open(path, "rb") as fh:
-        _check_encoding(path, fh.read(4))
+    _check_encoding(path, head)
     return open(path, "r", encoding="utf-8-sig", errors="replace")
 
 
@@ -232,7 +231,7 @@ _OTHER_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32LE"), (b"\x00\x00\xfe\xff", "UTF-32B
                (b"\xfe\xff", "UTF-16BE"))
 
 
-def _check_encoding(path, head: bytes) -> None:
+def _check_encoding(path, head: bytes, gzipped: bool = False) -> None:
     """Refuse a log in UTF-16 or UTF-32 (by its byte-order mark, or NUL bytes at its start), saying
     how to convert it, rather than reading it as UTF-8 and stopping at its first NUL."""
     name = next((enc for bom, enc in _OTHER_BOMS if head.startswith(bom)), None)
@@ -244,15 +243,10 @@ def _check_encoding(path, head: bytes) -> None:
         has_bom = any(head.startswith(bom) for bom, _ in _OTHER_BOMS)
         fix = f"iconv -f {name[:-2] if has_bom else name} -t UTF-8"  # with a BOM iconv reads the byte order
         src, out = shlex.quote(str(path)), shlex.quote(str(path).removesuffix(".gz") + ".utf8")
-        fix = f"gzip -dc {src} | {fix} > {out}" if _is_gzip(path) else f"{fix} {src} > {out}"
+        fix = f"gzip -dc {src} | {fix} > {out}" if gzipped else f"{fix} {src} > {out}"
         raise UnsupportedLogError(
             path, 1, "file", f"the log is {name} (by its first bytes {head.hex(' ')}); VW logs are UTF-8: convert "
             f"it first, e.g. {fix}")
-
-
-def _is_gzip(path) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(2) == b"\x1f\x8b"
 
 
 def truncation(fh) -> Optional[str]:

@@ -475,6 +475,17 @@ def names_interactions(args) -> bool:
     return bool(_INTERACTION_FLAGS.intersection(split_args(args) if isinstance(args, str) else args))
 
 
+def interaction_options(args) -> list:
+    """The ``(flag, value)`` pairs of the interactions VW arguments name.
+
+    >>> interaction_options("--cb_explore_adf -q UA --cubic UUA --interactions xA")
+    [('-q', 'UA'), ('--cubic', 'UUA'), ('--interactions', 'xA')]
+    """
+    tokens = split_args(args) if isinstance(args, str) else list(args)
+    return [(flag, value) for flag, value in zip(tokens, tokens[1:])
+            if flag in _INTERACTION_FLAGS and flag != "--experimental_full_name_interactions"]
+
+
 def interaction_terms(args) -> list:
     """The interaction terms VW arguments name, each a list of namespace characters
     (``\\xNN`` escapes kept as one; ``:`` is VW's wildcard).
@@ -482,15 +493,7 @@ def interaction_terms(args) -> list:
     >>> interaction_terms("--cb_explore_adf -q UA --cubic UUA --interactions xA")
     [['U', 'A'], ['U', 'U', 'A'], ['x', 'A']]
     """
-    tokens = split_args(args) if isinstance(args, str) else list(args)
-    out = []
-    for flag, value in zip(tokens, tokens[1:]):
-        if flag in _INTERACTION_FLAGS and flag != "--experimental_full_name_interactions":
-            out.append(re.findall(r"\\x[0-9a-fA-F]{2}|.", value))
-    return out
-
-
-_NAMESPACE_NAME = re.compile(r"\|([^\s|:]+)")
+    return [re.findall(r"\\x[0-9a-fA-F]{2}|.", value) for _, value in interaction_options(args)]
 
 
 def namespace_set(texts) -> list:
@@ -499,7 +502,7 @@ def namespace_set(texts) -> list:
     >>> namespace_set(["|User id=1 |x:0.5 f:1", "| a |Action id=2", "|User id=2"])
     ['User', 'x', 'Action']
     """
-    return list(dict.fromkeys(name for text in texts for name in _NAMESPACE_NAME.findall(text)))
+    return [n for n in dict.fromkeys(name for text in texts for name in namespace_names(text)) if n != " "]
 
 
 def interaction_char(name: str) -> str:
