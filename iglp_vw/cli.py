@@ -144,6 +144,10 @@ LEARNER = _options(
                  help="Memory budget: users whose feedback conventions are kept (~0.6 KB each); beyond it the "
                       "least recently seen, least known users are forgotten and fall back to their segments' or "
                       "the population's convention."),
+    click.option("--half-life", type=click.IntRange(0), default=None, metavar="EVENTS",
+                 help="Fading evidence: the counts of who says what halve in weight every EVENTS events, so a "
+                      "convention that changes (a user's, a feedback value's) is followed within about that many "
+                      "events; 0: nothing fades. Default: 4000 (a new model; --continue keeps the model's)."),
     click.option("--user-features", type=click.Choice(["known", "always"]), default="known", show_default=True,
                  help="known: the IK and the CB learn the user namespace from a user's second event on (a user's "
                       "first event is learned as the population's); always: from the first."),
@@ -155,6 +159,11 @@ LOGS = _options(
     click.option("--on-bad-line", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
                  help="fail: stop with exit code 2 at a malformed event; skip: skip, count and report it."),
 )
+
+
+def _fading(half_life) -> dict:
+    """The learner's argument for ``--half-life`` (none when the option is not given: the default)."""
+    return {} if half_life is None else {"decoder_args": {"half_life": half_life or None}}
 
 
 def _simulation(dataset, covertype_path, passes, users, words, bizarro_share, segments, seed):
@@ -185,7 +194,7 @@ def main():
 @click.option("--trace", type=click.Path(dir_okay=False), default=None, help="Write IGL-P's per-round trace (CSV).")
 @_errors
 def grounded(dataset, covertype_path, passes, users, words, bizarro_share, segments, seed, cb_args, ik_args, ik_model,
-             max_users, user_features, baselines, model_dir, trace):
+             max_users, half_life, user_features, baselines, model_dir, trace):
     """Run the paper's grounded simulation on-policy; print the last-20% true reward.
 
     The simulation of the paper's section 4.1: users are "normal" or "bizarro", words
@@ -199,7 +208,7 @@ def grounded(dataset, covertype_path, passes, users, words, bizarro_share, segme
     sim = _simulation(dataset, covertype_path, passes, users, words, bizarro_share, segments, seed)
     k = sim.num_actions
     learners = {"IGL-P(2)": IGLP(k, seed=seed, cb_args=cb_args, ik_model=ik_model, ik_args=ik_args,
-                                     max_users=max_users, user_features=user_features)}
+                                     max_users=max_users, user_features=user_features, **_fading(half_life))}
     if baselines:
         learners["oracle CB"] = RewardCB(k, sim.true_reward, cb_args, seed=seed)
         learners["naive CB"] = RewardCB(k, sim.naive_reward, cb_args, seed=seed)
@@ -267,7 +276,7 @@ def grounded(dataset, covertype_path, passes, users, words, bizarro_share, segme
 @click.option("--limit", type=click.IntRange(1), default=None, help="Stop after N events (resume later with --resume).")
 @_errors
 def replay(logs, model_dir, states, alpha, definitely_negative, definitely_positive, cb_args, ik_args, ik_model, max_users,
-           user_features, feedback_model, num_actions, max_actions, seed, user_namespace, feedback_namespace, on_bad_line, feedback_from_cost, fmt,
+           half_life, user_features, feedback_model, num_actions, max_actions, seed, user_namespace, feedback_namespace, on_bad_line, feedback_from_cost, fmt,
            checkpoint_every, resume, continue_training, overwrite, repeat, trace, limit):
     """Learn an IGL-P policy offline from logged events (VW text ADF or DSJSON, gzip or not).
 
@@ -282,7 +291,7 @@ def replay(logs, model_dir, states, alpha, definitely_negative, definitely_posit
 
     params = {"states": int(states), "alpha": alpha, "cb_args": cb_args, "ik_args": ik_args, "seed": seed,
               "user_namespace": user_namespace, "ik_model": ik_model, "max_users": max_users,
-              "user_features": user_features}
+              "user_features": user_features, **_fading(half_life)}
     if feedback_model != "decoder":  # auto: resolved by the replay from the log's first events
         params["feedback_model"] = feedback_model
     if definitely_negative:
@@ -441,6 +450,32 @@ def simulate_grounded(dataset, covertype_path, passes, users, words, bizarro_sha
         policy = "model"
     n = write_log(sim, out, fmt=fmt, policy=policy, seed=seed, limit=events, truth=truth, model_dir=logging_model)
     click.echo(f"wrote {n} events ({fmt}, {policy} logging) to {out}")
+
+
+@simulate.command("drift")
+@click.option("--scenario", type=click.Choice(["swap", "gradual", "meaning", "new-signal", "stable"]), default="swap",
+              show_default=True,
+              help="What changes from day to day: half the users swap convention (day 2), 10% more users swap "
+                   "each day, 20% of the words change meaning (day 2), 20% of the words are new (day 2), nothing.")
+@click.option("--days", type=click.IntRange(1), default=3, show_default=True, help="Days to write.")
+@click.option("--share", type=click.FloatRange(0, 1), default=None, help="Share of users or words that change "
+              "(default: the scenario's).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the conventions and each day's rounds.")
+@click.option("--out-dir", required=True, type=click.Path(file_okay=False),
+              help="Writes dayN.txt (VW text ADF, uniform logging) and dayN.truth.csv here.")
+@_errors
+def simulate_drift(scenario, days, share, seed, out_dir):
+    """Days of the grounded simulation (digits, 100 users, 100 words, ~9,000 events a day) whose
+    conventions change: the daily routine's test (replay day 1, then --continue each next day)."""
+    from .sim.drift import DriftWorld
+    from .sim.logging import write_log
+
+    world = DriftWorld(scenario, share=share, seed=seed)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for d in range(1, days + 1):
+        n = write_log(world.day(d), out / f"day{d}.txt", seed=seed * 1000 + d, truth=out / f"day{d}.truth.csv")
+        click.echo(f"wrote {n} events of day {d} ({scenario}) to {out / f'day{d}.txt'}")
 
 
 @main.command(short_help="Run a sweep of learners x logs (Dask).")

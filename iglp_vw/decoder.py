@@ -58,6 +58,20 @@ decoder holds a key, four doubles and their distinct (feedback, count) pairs
 are counted apart up to ``max_feedback_keys`` (100,000); free text (each comment its own
 value) beyond that shares one column, so the decoder does not grow with the log either.
 
+**Change.** With ``half_life`` set, evidence fades: an event counted ``half_life`` effective
+events ago weighs half of one counted now (an event is one effective event under uniform
+logging; under a greedy policy, whose information is in its few exploration events, the
+Kish efficiency of its importance weights, ``(E w)² / E w²``: ~1/18 at ε = 0.05, so that
+on-policy learning keeps the little evidence it has: measured), in every count (users', segments', the population's),
+so a user who changes convention
+has their row and score follow their recent feedback, and a feedback value whose meaning
+changes has its loading follow, within about a half-life; refits then come at least every
+quarter of a half-life. Effective events stay Kish's ``(Σw)² / Σw²`` of the faded weights,
+so each user's row (and a forgotten user's terms) keeps its weight in the directions: a user
+seen once long ago still counts as one event there (counting them as less made the noise
+correction overshoot on users seen once, measured), and a convention that does not change
+keeps its evidence up to a few half-lives per user, segment and population.
+
 A refit costs O(distinct (user, feedback) pairs + F^2 · dims) where F is the
 number of distinct feedback values kept (at most ``max_feedback_values``): the
 decomposition is of the F x F Gram matrix of the centred rows, never of the
@@ -69,6 +83,7 @@ until the next refit.
 
 from __future__ import annotations
 
+import math
 from array import array
 
 import numpy as np
@@ -83,6 +98,8 @@ MAX_EVICTED_GRAM_COLUMNS = 512
 # (free text: each comment its own value). Not a feedback key: those are checked VW text, which
 # has no control characters.
 OTHER_FEEDBACK = "\x00(other feedback values)"
+# Evidence halves every this many effective events (docs/ik-design.md, "Conventions that change").
+DEFAULT_HALF_LIFE = 4000
 
 
 def _blas_controller() -> ThreadpoolController:
@@ -116,10 +133,14 @@ class CommunicationDecoder:
     max_users
         Users (and user segments) kept in memory; beyond it the ones with the least
         recent evidence are forgotten (see *Memory* above). ``None``: no bound.
+    half_life
+        Fading evidence (see *Change* above): every count halves in weight after this many
+        effective events, and refits come at least every quarter of that many events.
+        ``None``: nothing fades.
     """
 
     def __init__(self, dims=1, shrinkage=5.0, refit_every=200, refit_growth=0.05, max_feedback_values=2000,
-                 max_users=16_384, max_feedback_keys=100_000):
+                 max_users=16_384, max_feedback_keys=100_000, half_life=DEFAULT_HALF_LIFE):
         if dims < 1:
             raise ValueError(f"`dims` must be >= 1, got {dims}")
         if shrinkage <= 0:
@@ -135,6 +156,22 @@ class CommunicationDecoder:
         if int(max_feedback_keys) < 2:
             raise ValueError(f"`max_feedback_keys` must be >= 2, got {max_feedback_keys}")
         self.max_feedback_keys = int(max_feedback_keys)
+        if half_life is not None and not float(half_life) > 0:
+            raise ValueError(f"`half_life` must be > 0 events or None, got {half_life}")
+        self.half_life = None if half_life is None else float(half_life)
+        # Forward decay: the event counted now weighs `_scale` times one counted at the last
+        # refit (which brings every count back to the scale of 1). Every estimate is a ratio of
+        # such sums, effective events (Σw)² / Σw² included, so none depends on the scale.
+        self._rate = 0.0 if half_life is None else math.log(2.0) / self.half_life
+        self._scale = 1.0
+        # The half-life is in effective events: an event counts as the Kish efficiency (E w)² / E w²
+        # of the recent importance weights (1 under uniform logging; ~1/18 under a 5%-greedy policy,
+        # whose information is in its rare exploration events). The scale grows by `_step` per
+        # event, set at each refit from the efficiency of the weights since the ones before
+        # (`_eff`: Σw, Σw², events, unfaded, halved at each refit), so an event costs one product.
+        self._step = 1.0 if half_life is None else math.exp(self._rate)
+        self._coo_scale = 1.0  # the scale of the first event not coalesced yet
+        self._eff = [0.0, 0.0, 0.0]
         self._users: dict = {}  # user key -> row
         self._feedback: dict = {}  # feedback key -> column
         self._coo_u = array("l")  # events since the last refit
@@ -155,6 +192,7 @@ class CommunicationDecoder:
         self._ev_b = np.zeros(0)
         self._ev_aa = 0.0
         self._ev_noise = 0.0
+        self._raw = array("d")  # per feedback column, when fading: Σ w unfaded (the noise's distribution)
         self.evicted_users = 0
         self._segments: dict = {}  # feature ("country=fr") -> segment row
         self._seg_weight: list = []  # per segment row: Σ w, Σ w², [Σ w · loading(f)]
@@ -265,7 +303,7 @@ class CommunicationDecoder:
         if len(self._evicted):
             col += _pad(self._evicted, n_fb)
         total = col.sum()
-        rare = col < 2.0
+        rare = col < 2.0 * self._scale
         return int(rare.sum()), float(col[rare].sum() / total) if total > 0 else 0.0
 
     def knows(self, user: str) -> bool:
@@ -283,6 +321,45 @@ class CommunicationDecoder:
             return "g1" if u[0] * v[0] > 0 else "g0"
         return "g" + "".join("1" if u[k] * v[k] > 0 else "0" for k in range(self.dims))
 
+    def snapshot(self) -> dict:
+        """Each well-known user's score (their own ``shrinkage`` effective events or more) and each
+        segment's, with the loadings: what :meth:`changed_since` compares with."""
+        users, s = {}, self.shrinkage
+        for user, row in self._users.items():
+            n = self._user_weight[row]
+            if n > 0 and n * n / self._user_w2[row] >= s:
+                users[user] = self._user_score(user, row)
+        segments = {}
+        for token, t in self._segments.items():
+            n = self._seg_weight[t]
+            if n > 0 and n * n / self._seg_w2[t] >= s:
+                segments[token] = tuple(p / n - g for p, g in zip(self._seg_proj[t], self._gl))
+        return {"users": users, "segments": segments, "loading": self._loading.copy()}
+
+    def changed_since(self, snap: dict) -> tuple:
+        """``(users, compared, segments)``: the well-known users (then and now) and the segments
+        whose score reads the other way round since ``snap`` (on a direction where both scores
+        are clear of 0 by a quarter of the users' typical score: their feedback now means what the
+        opposite convention's did), and how many users were compared. A direction that turned as
+        a whole (every score and loading with it: no code changes) is not a change."""
+        now = self.snapshot()
+        then = snap["loading"]
+        n = min(len(then), len(self._loading))
+        turn = [-1.0 if (then[:n, k] * self._loading[:n, k]).sum() < 0 else 1.0 for k in range(self.dims)]
+
+        def changed(old: dict, new: dict) -> list:
+            both = [key for key in new if key in old]
+            if not both:
+                return []
+            a = np.array([old[key] for key in both]) * turn
+            b = np.array([new[key] for key in both])
+            clear = 0.25 * np.sqrt(np.minimum((a * a).mean(axis=0), (b * b).mean(axis=0)))
+            flipped = ((a * b < 0) & (np.abs(a) > clear) & (np.abs(b) > clear)).any(axis=1)
+            return [key for key, f in zip(both, flipped.tolist()) if f]
+
+        compared = len(now["users"].keys() & snap["users"].keys())
+        return changed(snap["users"], now["users"]), compared, changed(snap["segments"], now["segments"])
+
     # ------------------------------------------------------------------ update
     def update(self, user: str, feedback: str, weight: float) -> None:
         """Count one event (``weight`` = importance weight to the synthetic uniform policy)."""
@@ -297,17 +374,20 @@ class CommunicationDecoder:
             self._user_last.append(0)
             self._user_tokens.append(self._token_rows(user, create=True))
         col = self._column(feedback, create=True)
+        weight = weight * self._scale
+        self._scale *= self._step
+        w2 = weight * weight
         self._coo_u.append(row)
         self._coo_f.append(col)
         self._coo_w.append(weight)
         self._user_weight[row] += weight
-        self._user_w2[row] += weight * weight
+        self._user_w2[row] += w2
         self._user_last[row] = self._events
         self._pop_weight += weight
         segs = self._user_tokens[row]
         for t in segs:
             self._seg_weight[t] += weight
-            self._seg_w2[t] += weight * weight
+            self._seg_w2[t] += w2
         if col < len(self._loading_rows):
             proj, pop, base = self._user_proj, self._pop_proj, row * self.dims
             for k, v in enumerate(self._loading_rows[col]):
@@ -321,6 +401,20 @@ class CommunicationDecoder:
 
     def _coalesce(self) -> sparse.csr_matrix:
         shape = (len(self._users), len(self._feedback))
+        if self._rate and len(self._coo_w):  # the events' own weights, unfaded (see _step)
+            raw = np.asarray(self._coo_w, float) / (self._coo_scale * self._step ** np.arange(len(self._coo_w)))
+            total = np.bincount(np.asarray(self._coo_f), weights=raw, minlength=shape[1])
+            self._raw = array("d", (_pad(np.frombuffer(self._raw, float), shape[1]) + total).tolist())
+            self._eff = [self._eff[0] + float(raw.sum()), self._eff[1] + float(raw @ raw), self._eff[2] + len(raw)]
+        self._coo_scale = self._scale
+        self._counts = self._merged()
+        self._coo_u, self._coo_f, self._coo_w = array("l"), array("l"), array("d")
+        return self._counts
+
+    def _merged(self) -> sparse.csr_matrix:
+        """The counts so far (those of the last coalesce and the events since), changing nothing:
+        reading a decoder (a save, a plot) must not change the order its sums are taken in."""
+        shape = (len(self._users), len(self._feedback))
         new = sparse.csr_matrix(
             (np.asarray(self._coo_w, float), (np.asarray(self._coo_u), np.asarray(self._coo_f))), shape=shape
         )
@@ -328,9 +422,7 @@ class CommunicationDecoder:
         if old.shape != shape:
             old = old.copy()
             old.resize(shape)
-        self._coo_u, self._coo_f, self._coo_w = array("l"), array("l"), array("d")
-        self._counts = (old + new).tocsr()
-        return self._counts
+        return (old + new).tocsr()
 
     def _evict(self) -> None:
         """Forget the quarter of the users (then of the segments) with the least recent evidence."""
@@ -415,7 +507,16 @@ class CommunicationDecoder:
 
     def _refit(self) -> None:
         counts = self._coalesce()
-        self._next_refit = self._events + max(self.refit_every, int(self.refit_growth * self._events))
+        if self._scale != 1.0:
+            counts = self._rescale(counts)
+        if self._rate and self._eff[1] > 0:
+            sw, sw2, n = self._eff
+            self._step = math.exp(self._rate * min(sw * sw / (n * sw2), 1.0))
+            self._eff = [sw / 2, sw2 / 2, n / 2]
+        spacing = max(self.refit_every, int(self.refit_growth * self._events))
+        if self.half_life is not None:
+            spacing = min(spacing, max(self.refit_every, int(self.half_life / 4)))
+        self._next_refit = self._events + spacing
         n_users, n_fb = counts.shape
         if n_fb < 2 or counts.nnz == 0:
             return
@@ -453,6 +554,20 @@ class CommunicationDecoder:
             seg_proj += np.asarray(_resize(self._seg_evicted, (len(seg_proj), n_fb)) @ loading)
         self._seg_proj = seg_proj.tolist()
         self.refits += 1
+
+    def _rescale(self, counts) -> sparse.csr_matrix:
+        """Bring every count back to the scale of 1 (forward decay: the faded weights as they are now)."""
+        f = 1.0 / self._scale
+        counts = self._counts = counts.multiply(f).tocsr()
+        np.frombuffer(self._user_weight, float)[:] *= f
+        np.frombuffer(self._user_w2, float)[:] *= f * f
+        self._seg_weight = [w * f for w in self._seg_weight]
+        self._seg_w2 = [w * f * f for w in self._seg_w2]
+        self._pop_weight *= f
+        self._evicted = self._evicted * f
+        self._seg_evicted = self._seg_evicted.multiply(f).tocsr()
+        self._scale = self._coo_scale = 1.0
+        return counts
 
     def _set_loading(self, loading, g_loading) -> None:
         """Loadings per fitted feedback column, and the uniform reference . loadings."""
@@ -497,6 +612,14 @@ class CommunicationDecoder:
             total = col_sums.sum()
         else:
             total = c.sum()
+        if self.half_life is not None:
+            # Fading: the population's counts are recent, the rows are not all so (a user seen once
+            # long ago keeps their row): the noise's distribution is every event's, unfaded (the
+            # faded one, off by its sampling noise times the users' summed noise, swamped the
+            # directions of users seen once each: measured).
+            cols = np.arange(c.shape[1]) if cols is None else cols
+            col_sums = _pad(np.frombuffer(self._raw, float), len(self._feedback))[cols]
+            total = col_sums.sum()
         if total > 0:
             p = col_sums / total  # the population's distribution
             gram -= noise * (np.diag(p) - np.outer(p, p))
@@ -510,7 +633,7 @@ class CommunicationDecoder:
         use, same sign). Returns ``(users, feedback)``: dicts of key -> array of ``k``
         coordinates. For plots like the paper's Fig. 2, read back from a trained model.
         """
-        counts = self._coalesce()
+        counts = self._merged()
         with _blas_controller().limit(limits=1, user_api="blas"):
             _, vecs = np.linalg.eigh(self._gram(counts))
         top = vecs[:, ::-1][:, :k]
@@ -525,8 +648,10 @@ class CommunicationDecoder:
 
     # ------------------------------------------------------------------ state
     def get_state(self) -> dict:
-        """Everything needed to continue exactly where this decoder is (JSON-able)."""
-        counts = self._coalesce()
+        """Everything needed to continue exactly where this decoder is (JSON-able): the counts of
+        the last coalesce and the events since apart, so that a saved and reloaded decoder adds
+        them up in the order one that was never saved does (byte-identical models)."""
+        counts = self._counts
         n_users = len(self._users)
         return {
             "params": {
@@ -537,6 +662,7 @@ class CommunicationDecoder:
                 "max_feedback_values": self.max_feedback_values,
                 "max_users": self.max_users,
                 "max_feedback_keys": self.max_feedback_keys,
+                "half_life": self.half_life,
             },
             "users": list(self._users),
             "feedback": list(self._feedback),
@@ -546,6 +672,8 @@ class CommunicationDecoder:
                 "indptr": counts.indptr.tolist(),
                 "shape": list(counts.shape),
             },
+            **({"pending": {"users": self._coo_u.tolist(), "feedback": self._coo_f.tolist(),
+                            "weights": self._coo_w.tolist(), "scale": self._coo_scale}} if len(self._coo_w) else {}),
             "user_weight": self._user_weight.tolist(),
             "user_w2": self._user_w2.tolist(),
             "user_proj": [self._user_proj[i * self.dims: (i + 1) * self.dims].tolist() for i in range(n_users)],
@@ -569,16 +697,23 @@ class CommunicationDecoder:
             "loading": self._loading.tolist(),
             "g_loading": self._g_loading.tolist(),
             "events": self._events,
+            **({"scale": self._scale, "step": self._step, "efficiency": self._eff, "raw": self._raw.tolist()}
+               if self._rate else {}),
             "next_refit": self._next_refit,
             "refits": self.refits,
         }
 
     @classmethod
     def from_state(cls, state: dict) -> "CommunicationDecoder":
-        self = cls(**{"max_users": None, **state["params"]})  # states saved before the bound had none
+        # States saved before the memory bound and fading had neither.
+        self = cls(**{"max_users": None, "half_life": None, **state["params"]})
         self._users = {u: i for i, u in enumerate(state["users"])}
         self._feedback = {f: i for i, f in enumerate(state["feedback"])}
         self._counts = _csr(state["counts"])
+        pending = state.get("pending")
+        if pending:
+            self._coo_u, self._coo_f = array("l", pending["users"]), array("l", pending["feedback"])
+            self._coo_w = array("d", [float(w) for w in pending["weights"]])
         self._user_weight = array("d", [float(w) for w in state["user_weight"]])
         self._user_w2 = array("d", [float(w) for w in state["user_w2"]])
         self._user_proj = array("d", [float(v) for p in state["user_proj"] for v in p])
@@ -601,6 +736,12 @@ class CommunicationDecoder:
         self._pop_proj = [float(v) for v in state["pop_proj"]]
         self._set_loading(np.asarray(state["loading"], float).reshape(-1, self.dims), state["g_loading"])
         self._events = state["events"]
+        self._scale = float(state.get("scale", 1.0))
+        self._coo_scale = float(pending["scale"]) if pending else self._scale
+        if self._rate:
+            self._step = float(state.get("step", self._step))
+            self._eff = [float(v) for v in state.get("efficiency", (0.0, 0.0, 0.0))]
+        self._raw = array("d", [float(v) for v in state.get("raw", [])])
         self._next_refit = state["next_refit"]
         self.refits = state["refits"]
         return self

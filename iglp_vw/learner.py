@@ -50,6 +50,10 @@ MAX_TEXTS_NOTED = 4096
 # weigh 1e299 and swamp the decoder's counts and the group test for thousands of events.
 # ε-greedy with ε = 0.05 over 10 actions weighs at most 20.
 MAX_IMPORTANCE_WEIGHT = 100.0
+# diagnostics() names users whose convention turned since the model was loaded once at least this
+# many, and this share of the users compared, did.
+CHANGED_MIN_USERS = 5
+CHANGED_MIN_SHARE = 0.05
 # IGLP.learn_many moves the IK to a process of its own for this many events or more (below,
 # starting the process and bringing the IK back cost more than they save).
 IK_PROCESS_MIN_EVENTS = 2000
@@ -312,6 +316,7 @@ class IGLP(Estimator):
         self._rng = np.random.default_rng(self.seed)
         # One group bit per non-zero state by default (decoder_args may set "dims").
         self._decoder = CommunicationDecoder(**{"dims": states - 1, "max_users": self.max_users, **(decoder_args or {})})
+        self._loaded_conventions = None  # the decoder's scores when the model was loaded (see diagnostics)
         self._ik = _IK[ik_model](self.num_actions, ik_args, self.seed)
         self._cb = None  # built on the first event (interactions come from its namespaces)
         self._cb_full_args: Optional[str] = None
@@ -767,7 +772,10 @@ class IGLP(Estimator):
           policy: the rare-reward assumption IGL-P rests on does not hold for this
           feedback (a signal users give on most items), and the inferred reward is suspect;
         - 5% of the feedback (50 values or more) seen about once each: free text given as
-          raw values, which the decoder cannot group (``scripts/free_text_feedback.py``).
+          raw values, which the decoder cannot group (``scripts/free_text_feedback.py``);
+        - a loaded model (``IGLP.load``, ``replay --continue``): users (at least 5, and 5% of
+          those known then and now) or segments whose convention reads the other way round
+          since it was loaded (:meth:`CommunicationDecoder.changed_since`).
         """
         out = []
         if self.n_learned and self._without_user == self.n_learned:
@@ -801,6 +809,7 @@ class IGLP(Estimator):
                     "one event in ten left nothing inferred); map such feedback to a few values, or to features"
                 )
         out += self._namespace_notes()
+        out += self._convention_notes()
         share = self._weight_inferred / self._weight_seen if self._weight_seen else 0.0
         if self.n_learned >= self.patience and share > 0.5:
             out.append(
@@ -809,6 +818,25 @@ class IGLP(Estimator):
                 "items; the inferred reward is suspect"
             )
         return out
+
+    def _convention_notes(self) -> list:
+        """Users (and segments) whose convention reads the other way round since the model was loaded."""
+        if self._loaded_conventions is None or self._signals is not None:
+            return []
+        users, compared, segments = self._decoder.changed_since(self._loaded_conventions)
+        if len(users) < max(CHANGED_MIN_USERS, CHANGED_MIN_SHARE * compared) and not segments:
+            return []
+        shown = ", ".join(repr(u if len(u) <= 40 else u[:37] + "...") for u in users[:5])
+        segs = f"; segment(s) {', '.join(map(repr, segments[:5]))} too" if segments else ""
+        half_life = self._decoder.half_life
+        how = (f"the model follows such a change within about its half-life ({half_life:,.0f} events)" if half_life
+               else "nothing fades in this model (half_life None), so it follows such a change slowly: compare it "
+                    "with a fresh model of the latest log before publishing it")
+        return [
+            f"the convention of {len(users):,} of the {compared:,} users known when this model was loaded reads "
+            f"the other way round now (e.g. {shown}){segs}: their feedback means what the other convention's did. "
+            f"Users' ways of signalling may have changed; {how}"
+        ]
 
     def _namespace_notes(self) -> list:
         """What the CB's interactions miss or misread in the namespaces seen (see :meth:`diagnostics`)."""
@@ -987,6 +1015,7 @@ class IGLP(Estimator):
         if self._cb_full_args is not None:
             self._cb = (self.cb or WorkspaceCB)(self._cb_full_args, directory / "cb.model")
         self._decoder = decoder
+        self._loaded_conventions = decoder.snapshot() if decoder.refits else None
         self.n_learned = n_learned
 
     def __getstate__(self):

@@ -689,9 +689,9 @@ def _previous(summary) -> Optional[dict]:
 def _moved(before: "ReplaySummary", now: "ReplaySummary") -> list:
     """A note naming the signals whose inferred reward moved since the previous replay, or none.
 
-    A continued model carries yesterday's evidence about each user, so when conventions change
-    it follows slowly (issue 25): the shares of ρ̂ per signal moving from one day to the next
-    are the visible sign of it (or of a change in what is shown)."""
+    A continued model carries its past evidence about each user, faded by its half-life: the
+    shares of ρ̂ per signal moving from one day to the next are the visible sign of a change in
+    what signals mean (or in what is shown)."""
     def rows(s: "ReplaySummary") -> dict:
         table = s.by_signal if len(s.by_signal) > 1 else s.by_feedback
         return {k: v for k, v in table.items() if k not in ("none", OTHER_FEEDBACK) and sum(v.values())}
@@ -718,9 +718,9 @@ def _moved(before: "ReplaySummary", now: "ReplaySummary") -> list:
     more = f" and {len(moved) - MOVED_SHOWN} more" if len(moved) > MOVED_SHOWN else ""
     return [
         f"the inferred reward of {len(moved)} signal(s) moved since the model's previous replay: {shown}{more}. "
-        "Users' conventions may have changed (or what is shown to them): a continued model carries its past "
-        "evidence about each user and follows a change slowly, so compare it with a fresh model of this log "
-        "(replay it into a new --model-dir, then evaluate both) before publishing it"
+        "Users' conventions may have changed (or what is shown to them): a continued model follows a change "
+        "within about its half-life (--half-life; slowly if nothing fades), so compare it with a fresh model of "
+        "this log (replay it into a new --model-dir, then evaluate both) before publishing it"
     ]
 
 

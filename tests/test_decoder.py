@@ -171,3 +171,47 @@ def test_free_text_feedback_is_bounded_and_the_words_that_came_first_keep_their_
     assert twin.get_state() == decoder.get_state()
     with pytest.raises(ValueError, match="max_feedback_keys"):
         CommunicationDecoder(max_feedback_keys=1)
+
+
+def _agreement(decoder, sim, users) -> float:
+    """Share of (user, word) pairs whose code matches the convention of ``sim`` now (either sign)."""
+    same = np.array([decoder.code(f"u{u}", f"w{w}") == "g1" for u in users for w in range(sim.n_words)])
+    truth = np.array([sim.good[w] != sim.bizarro[u] for u in users for w in range(sim.n_words)])
+    agree = (same == truth).mean()
+    return agree
+
+
+@pytest.mark.parametrize("half_life, follows", [(1000, True), (None, False)])
+def test_users_who_swap_convention_are_followed_once_evidence_fades(digits, half_life, follows):
+    sim = small_sim(digits, passes=4)
+    decoder = CommunicationDecoder(dims=1, half_life=half_life)
+    _feed(decoder, sim, 3000)
+    stay, swap = range(50, 100), range(50)
+    before = _agreement(decoder, sim, stay)
+    assert max(before, 1 - before) > 0.95
+    sign = before > 0.5  # which code means "extreme" stays with the users who did not change
+    bizarro = sim.bizarro.copy()
+    bizarro[list(swap)] ^= True
+    sim.set_conventions(bizarro=bizarro)
+    _feed(decoder, sim, 3000, seed=1)
+    stayed, swapped = _agreement(decoder, sim, stay), _agreement(decoder, sim, swap)
+    assert (stayed > 0.95) == sign and (stayed < 0.05) != sign  # unchanged users keep their code
+    assert ((swapped > 0.9) == sign if follows else 0.1 < swapped < 0.9 or (swapped < 0.1) == sign)
+
+
+def test_fading_keeps_a_stable_convention_and_round_trips_mid_half_life(digits):
+    sim = small_sim(digits, passes=4)
+    faded = CommunicationDecoder(dims=1, half_life=500)
+    _feed(faded, sim, 6050)
+    agree = _agreement(faded, sim, range(100))
+    assert max(agree, 1 - agree) > 0.95
+    state = faded.get_state()
+    assert state["params"]["half_life"] == 500 and state.get("scale", 1.0) > 1.0  # between refits
+    copy = CommunicationDecoder.from_state(state)
+    _feed(faded, sim, 700, seed=2)
+    _feed(copy, sim, 700, seed=2)
+    assert faded.get_state() == copy.get_state()
+    old = {**state, "params": {k: v for k, v in state["params"].items() if k != "half_life"}}
+    assert CommunicationDecoder.from_state(old).half_life is None  # a model saved before fading: none
+    with pytest.raises(ValueError, match="half_life"):
+        CommunicationDecoder(half_life=0)

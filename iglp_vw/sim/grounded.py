@@ -123,6 +123,27 @@ class GroundedSimulation:
     def __len__(self) -> int:
         return self.passes * len(self._y)
 
+    def set_conventions(self, bizarro=None, good=None, words=None) -> None:
+        """Change who speaks which convention (``bizarro``: one bool per user), which words
+        are good (``good``: one bool per word) or which words are in use (``words``: one bool
+        per word, at least one good and one bad in use): the drift worlds of
+        :mod:`iglp_vw.sim.drift`."""
+        if bizarro is not None:
+            bizarro = np.asarray(bizarro, bool)
+            if bizarro.shape != (self.n_users,):
+                raise ValueError(f"`bizarro` must hold {self.n_users} values, got shape {bizarro.shape}")
+            self.bizarro = bizarro.copy()
+        if good is not None:
+            good = np.asarray(good, bool)
+            if good.shape != (self.n_words,):
+                raise ValueError(f"`good` must hold {self.n_words} values, got shape {good.shape}")
+            self.good = good.copy()
+        used = np.ones(self.n_words, bool) if words is None else np.asarray(words, bool)
+        if used.shape != (self.n_words,) or not (used & self.good).any() or not (used & ~self.good).any():
+            raise ValueError("`words` must hold one bool per word, with a good and a bad word in use")
+        self._good_ids = np.flatnonzero(self.good & used)
+        self._bad_ids = np.flatnonzero(~self.good & used)
+
     def __iter__(self) -> Iterator[dict]:
         """Yield rounds: ``context``, ``actions``, ``label``, ``user`` and ``bizarro`` (hidden)."""
         rng = np.random.default_rng(self.seed + 1)
