@@ -145,9 +145,10 @@ LEARNER = _options(
                       "least recently seen, least known users are forgotten and fall back to their segments' or "
                       "the population's convention."),
     click.option("--half-life", type=click.IntRange(0), default=None, metavar="EVENTS",
-                 help="Fading evidence: the counts of who says what halve in weight every EVENTS events, so a "
-                      "convention that changes (a user's, a feedback value's) is followed within about that many "
-                      "events; 0: nothing fades. Default: 4000 (a new model; --continue keeps the model's)."),
+                 help="Fading evidence for daily retraining: the counts of who says what (a user's, a "
+                      "segment's, a feedback value's convention) halve in weight every EVENTS effective events, "
+                      "so a convention that changes is followed within about that many events (4000 measured: "
+                      "scripts/bench_drift.py); 0 or not given: nothing fades. --continue keeps the model's."),
     click.option("--user-features", type=click.Choice(["known", "always"]), default="known", show_default=True,
                  help="known: the IK and the CB learn the user namespace from a user's second event on (a user's "
                       "first event is learned as the population's); always: from the first."),

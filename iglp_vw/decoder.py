@@ -83,6 +83,7 @@ until the next refit.
 
 from __future__ import annotations
 
+import copy
 import math
 from array import array
 
@@ -98,8 +99,9 @@ MAX_EVICTED_GRAM_COLUMNS = 512
 # (free text: each comment its own value). Not a feedback key: those are checked VW text, which
 # has no control characters.
 OTHER_FEEDBACK = "\x00(other feedback values)"
-# Evidence halves every this many effective events (docs/ik-design.md, "Conventions that change").
-DEFAULT_HALF_LIFE = 4000
+# The half-life measured for daily retraining (docs/ik-design.md, "Conventions that change"): not
+# the default, which fades nothing (fading cost users seen once in segments: measured there).
+RECOMMENDED_HALF_LIFE = 4000
 
 
 def _blas_controller() -> ThreadpoolController:
@@ -140,7 +142,7 @@ class CommunicationDecoder:
     """
 
     def __init__(self, dims=1, shrinkage=5.0, refit_every=200, refit_growth=0.05, max_feedback_values=2000,
-                 max_users=16_384, max_feedback_keys=100_000, half_life=DEFAULT_HALF_LIFE):
+                 max_users=16_384, max_feedback_keys=100_000, half_life=None):
         if dims < 1:
             raise ValueError(f"`dims` must be >= 1, got {dims}")
         if shrinkage <= 0:
@@ -321,9 +323,23 @@ class CommunicationDecoder:
             return "g1" if u[0] * v[0] > 0 else "g0"
         return "g" + "".join("1" if u[k] * v[k] > 0 else "0" for k in range(self.dims))
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> "CommunicationDecoder":
+        """A copy of the scores as they are (what :meth:`changed_since` compares with): the
+        per-user and per-segment sums and the loadings copied, the counts shared (read only), so
+        that taking one costs copying arrays (a model is loaded often), not scoring every user."""
+        snap = copy.copy(self)
+        snap._users, snap._segments = dict(self._users), dict(self._segments)
+        snap._user_weight, snap._user_w2, snap._user_proj = (array("d", a) for a in
+                                                              (self._user_weight, self._user_w2, self._user_proj))
+        snap._user_tokens = list(self._user_tokens)
+        snap._seg_weight, snap._seg_w2 = list(self._seg_weight), list(self._seg_w2)
+        snap._seg_proj = [list(p) for p in self._seg_proj]
+        snap._pop_proj = list(self._pop_proj)
+        return snap
+
+    def _scores(self) -> dict:
         """Each well-known user's score (their own ``shrinkage`` effective events or more) and each
-        segment's, with the loadings: what :meth:`changed_since` compares with."""
+        segment's, with the loadings."""
         users, s = {}, self.shrinkage
         for user, row in self._users.items():
             n = self._user_weight[row]
@@ -336,13 +352,13 @@ class CommunicationDecoder:
                 segments[token] = tuple(p / n - g for p, g in zip(self._seg_proj[t], self._gl))
         return {"users": users, "segments": segments, "loading": self._loading.copy()}
 
-    def changed_since(self, snap: dict) -> tuple:
+    def changed_since(self, snapshot: "CommunicationDecoder") -> tuple:
         """``(users, compared, segments)``: the well-known users (then and now) and the segments
         whose score reads the other way round since ``snap`` (on a direction where both scores
         are clear of 0 by a quarter of the users' typical score: their feedback now means what the
         opposite convention's did), and how many users were compared. A direction that turned as
         a whole (every score and loading with it: no code changes) is not a change."""
-        now = self.snapshot()
+        snap, now = snapshot._scores(), self._scores()
         then = snap["loading"]
         n = min(len(then), len(self._loading))
         turn = [-1.0 if (then[:n, k] * self._loading[:n, k]).sum() < 0 else 1.0 for k in range(self.dims)]

@@ -17,7 +17,7 @@ day (stable), continued >= fresh on days 3-5 (gradual).
 
     python scripts/bench_drift.py                                   # every scenario, seeds 0-2, 5 days
     python scripts/bench_drift.py --scenarios swap --seeds 0 1 2 3 4 --days 2
-    python scripts/bench_drift.py --scenarios stable --learner-params '{"memory_events": 0}'
+    python scripts/bench_drift.py --scenarios swap --learner-params '{}'     # nothing fading
 """
 
 from __future__ import annotations
@@ -124,7 +124,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--days", type=int, default=5)
     ap.add_argument("--eval-events", type=int, default=2000, help="Next-day rounds the greedy policy is scored on.")
-    ap.add_argument("--learner-params", default="{}", help="IGLP arguments as JSON, e.g. '{\"memory_events\": 0}'.")
+    ap.add_argument("--learner-params", default='{"decoder_args": {"half_life": 4000}}',
+                    help="IGLP arguments as JSON (default: --half-life 4000's); '{}': nothing fades.")
     ap.add_argument("--users", type=int, default=100, help="Users (100: ~90 events each a day).")
     ap.add_argument("--passes", type=int, default=5, help="Passes over digits a day (5: 8,985 events).")
     ap.add_argument("--dataset", default="digits")
