@@ -475,3 +475,24 @@ def test_a_short_replay_that_inferred_nothing_says_so(tmp_path, digits):
     assert "no reward inferred yet after 300 events" in result.output and "--continue" in result.output
     notes = IGLP.load(tmp_path / "m").diagnostics()
     assert any("no reward inferred yet" in n for n in notes)
+
+
+def test_fading_models_are_byte_identical_across_checkpoints_resume_and_continue(logs, tmp_path):
+    """With evidence fading (and users forgotten), a checkpointed, interrupted and resumed replay,
+    one without checkpoints and day 1 + --continue day 2 all give the same bytes."""
+    params = {"decoder_args": {"half_life": 300}, "max_users": 8}
+    paths = [logs / "g.txt", logs / "g.dsjson"]
+    straight = tmp_path / "straight"
+    replay(paths, straight, learner_params=params, checkpoint_every=300)
+    part = tmp_path / "part"
+    replay(paths, part, learner_params=params, checkpoint_every=300, limit=1000)
+    replay(paths, part, learner_params=params, checkpoint_every=300, resume=True)
+    _same_models(straight, part)
+    replay(paths, tmp_path / "plain", learner_params=params)
+    _same_models(straight, tmp_path / "plain", ("cb.model", "ik.model", "ik_prior.model", "state.json"))
+    daily = tmp_path / "daily"
+    replay(paths[:1], daily, learner_params=params)
+    replay(paths[1:], daily, learner_params=params, continue_training=True)
+    _same_models(tmp_path / "plain", daily, ("cb.model", "ik.model", "ik_prior.model", "state.json"))
+    state = json.loads((straight / "state.json").read_text())["decoder"]
+    assert state["params"]["half_life"] == 300 and state["evicted_users"] > 0
