@@ -119,11 +119,9 @@ def test_signals_replay_is_exact_across_the_ik_process_checkpoints_and_resume(pr
     assert whole.events == parts.events == 6000 and whole.rewards == parts.rewards
     for name in ("cb.model", "ik.model", "ik_prior.model"):
         assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "parts" / name).read_bytes(), name
-    # The signals' state is exact too. (The decoder's projections, which this feedback model does
-    # not use, differ in their last bits after a resume on this log, in the decoder model as well.)
-    states = [json.loads((tmp_path / d / "state.json").read_text()) for d in ("whole", "parts")]
-    for key in ("signals", "group_stats", "n_learned", "rng"):
-        assert states[0][key] == states[1][key], key
+    # The whole learner state is exact too, the decoder's included (saving it no longer adds up
+    # its pending counts, which changed the order of its sums on non-uniform importance weights).
+    assert (tmp_path / "whole" / "state.json").read_bytes() == (tmp_path / "parts" / "state.json").read_bytes()
 
 
 def test_a_set_of_definitely_negative_signals_is_saved_as_a_list(production_log, tmp_path):
