@@ -188,7 +188,9 @@ class IGLP(Estimator):
         See above and :class:`~iglp_vw.reward.GroupTest` (``patience``: events before
         rewards from mixed groups, when no group is extreme).
     decoder_args
-        Keyword arguments of :class:`~iglp_vw.decoder.CommunicationDecoder`.
+        Keyword arguments of :class:`~iglp_vw.decoder.CommunicationDecoder`, e.g.
+        ``{"half_life": 4000}`` for daily retraining whose conventions change (the command
+        line's ``--half-life``; nothing fades by default).
     user_features
         ``"known"`` (default): the IK and the CB learn the user namespace(s) from a user's
         second event on (while the decoder knows them); a user's first event is learned

@@ -689,7 +689,7 @@ def _previous(summary) -> Optional[dict]:
 def _moved(before: "ReplaySummary", now: "ReplaySummary") -> list:
     """A note naming the signals whose inferred reward moved since the previous replay, or none.
 
-    A continued model carries its past evidence about each user, faded by its half-life: the
+    A continued model carries its past evidence about each user (faded, with a half-life): the
     shares of ρ̂ per signal moving from one day to the next are the visible sign of a change in
     what signals mean (or in what is shown)."""
     def rows(s: "ReplaySummary") -> dict:
