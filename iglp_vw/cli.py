@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from .decoder import RECOMMENDED_HALF_LIFE
 from .learner import DEFAULT_CB_ARGS
 
 DATASETS = ("digits", "synthetic50k", "covertype")
@@ -147,8 +148,9 @@ LEARNER = _options(
     click.option("--half-life", type=click.IntRange(0), default=None, metavar="EVENTS",
                  help="Fading evidence for daily retraining: the counts of who says what (a user's, a "
                       "segment's, a feedback value's convention) halve in weight every EVENTS effective events, "
-                      "so a convention that changes is followed within about that many events (4000 measured: "
-                      "scripts/bench_drift.py); 0 or not given: nothing fades. --continue keeps the model's."),
+                      f"so a convention that changes is followed within about that many events "
+                      f"({RECOMMENDED_HALF_LIFE} measured: scripts/bench_drift.py); 0 or not given: nothing fades. "
+                      "--continue keeps the model's."),
     click.option("--user-features", type=click.Choice(["known", "always"]), default="known", show_default=True,
                  help="known: the IK and the CB learn the user namespace from a user's second event on (a user's "
                       "first event is learned as the population's); always: from the first."),

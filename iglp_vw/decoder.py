@@ -194,7 +194,7 @@ class CommunicationDecoder:
         self._ev_b = np.zeros(0)
         self._ev_aa = 0.0
         self._ev_noise = 0.0
-        self._raw = array("d")  # per feedback column, when fading: Σ w unfaded (the noise's distribution)
+        self._raw = np.zeros(0)  # per feedback column, when fading: Σ w unfaded (the noise's distribution)
         self.evicted_users = 0
         self._segments: dict = {}  # feature ("country=fr") -> segment row
         self._seg_weight: list = []  # per segment row: Σ w, Σ w², [Σ w · loading(f)]
@@ -416,11 +416,10 @@ class CommunicationDecoder:
             self.refit()
 
     def _coalesce(self) -> sparse.csr_matrix:
-        shape = (len(self._users), len(self._feedback))
         if self._rate and len(self._coo_w):  # the events' own weights, unfaded (see _step)
             raw = np.asarray(self._coo_w, float) / (self._coo_scale * self._step ** np.arange(len(self._coo_w)))
-            total = np.bincount(np.asarray(self._coo_f), weights=raw, minlength=shape[1])
-            self._raw = array("d", (_pad(np.frombuffer(self._raw, float), shape[1]) + total).tolist())
+            n_fb = len(self._feedback)
+            self._raw = _pad(self._raw, n_fb) + np.bincount(np.asarray(self._coo_f), weights=raw, minlength=n_fb)
             self._eff = [self._eff[0] + float(raw.sum()), self._eff[1] + float(raw @ raw), self._eff[2] + len(raw)]
         self._coo_scale = self._scale
         self._counts = self._merged()
@@ -613,7 +612,6 @@ class CommunicationDecoder:
         m_rows, a, g, m = self._rows(c)
         b = np.asarray(m_rows.T @ a).ravel()
         gram = (m_rows.T @ m_rows).toarray() - np.outer(b, g) - np.outer(g, b) + (a @ a) * np.outer(g, g)
-        col_sums = np.asarray(c.sum(axis=0)).ravel()
         with np.errstate(divide="ignore", invalid="ignore"):
             noise = np.where(m > 0, a * a / m, 0.0).sum()
         if self.evicted_users:
@@ -624,22 +622,28 @@ class CommunicationDecoder:
                 eb = _pad(self._ev_b, n_fb)[cols]
                 gram += ev - np.outer(eb, g) - np.outer(g, eb) + self._ev_aa * np.outer(g, g)
                 noise += self._ev_noise
-            col_sums = col_sums + _pad(self._evicted, n_fb)[cols]
-            total = col_sums.sum()
-        else:
-            total = c.sum()
-        if self.half_life is not None:
-            # Fading: the population's counts are recent, the rows are not all so (a user seen once
-            # long ago keeps their row): the noise's distribution is every event's, unfaded (the
-            # faded one, off by its sampling noise times the users' summed noise, swamped the
-            # directions of users seen once each: measured).
-            cols = np.arange(c.shape[1]) if cols is None else cols
-            col_sums = _pad(np.frombuffer(self._raw, float), len(self._feedback))[cols]
-            total = col_sums.sum()
+        col_sums, total = self._noise_distribution(c, cols)
         if total > 0:
             p = col_sums / total  # the population's distribution
             gram -= noise * (np.diag(p) - np.outer(p, p))
         return gram
+
+    def _noise_distribution(self, c, cols) -> tuple:
+        """``(column sums, total)`` of the population the noise correction's distribution is of:
+        the counts ``c`` (columns ``cols``) and the forgotten users'. When fading, every event's
+        unfaded instead: the population's counts are recent, the rows are not all so (a user seen
+        once long ago keeps their row), and the faded distribution, off by its sampling noise
+        times the users' summed noise, swamped the directions of users seen once each (measured)."""
+        n_fb = len(self._feedback)
+        cols = np.arange(c.shape[1]) if cols is None else cols
+        if self.half_life is not None:
+            col_sums = _pad(self._raw, n_fb)[cols]
+            return col_sums, col_sums.sum()
+        col_sums = np.asarray(c.sum(axis=0)).ravel()
+        if not self.evicted_users:
+            return col_sums, c.sum()
+        col_sums = col_sums + _pad(self._evicted, n_fb)[cols]
+        return col_sums, col_sums.sum()
 
     def coordinates(self, k: int = 2):
         """Users and feedback values in the top ``k`` directions of the decoder's own counts.
@@ -757,7 +761,7 @@ class CommunicationDecoder:
         if self._rate:
             self._step = float(state.get("step", self._step))
             self._eff = [float(v) for v in state.get("efficiency", (0.0, 0.0, 0.0))]
-        self._raw = array("d", [float(v) for v in state.get("raw", [])])
+        self._raw = np.asarray(state.get("raw", []), float)
         self._next_refit = state["next_refit"]
         self.refits = state["refits"]
         return self

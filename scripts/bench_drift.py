@@ -32,6 +32,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 
 from iglp_vw import IGLP
+from iglp_vw.decoder import RECOMMENDED_HALF_LIFE
 from iglp_vw.replay import replay
 from iglp_vw.sim.drift import SCENARIOS, DriftWorld
 from iglp_vw.sim.logging import write_log
@@ -124,8 +125,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--days", type=int, default=5)
     ap.add_argument("--eval-events", type=int, default=2000, help="Next-day rounds the greedy policy is scored on.")
-    ap.add_argument("--learner-params", default='{"decoder_args": {"half_life": 4000}}',
-                    help="IGLP arguments as JSON (default: --half-life 4000's); '{}': nothing fades.")
+    ap.add_argument("--learner-params", default=json.dumps({"decoder_args": {"half_life": RECOMMENDED_HALF_LIFE}}),
+                    help=f"IGLP arguments as JSON (default: %(default)s, --half-life {RECOMMENDED_HALF_LIFE}); "
+                         "'{}': nothing fades.")
     ap.add_argument("--users", type=int, default=100, help="Users (100: ~90 events each a day).")
     ap.add_argument("--passes", type=int, default=5, help="Passes over digits a day (5: 8,985 events).")
     ap.add_argument("--dataset", default="digits")
